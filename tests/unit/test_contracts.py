@@ -1,0 +1,89 @@
+"""The three contracts, tested from both sides: what one side writes, the other reads back unchanged."""
+import json
+
+import pytest
+
+from modelops_contracts import jobconfig, manifest, report
+
+
+def sample_config(**overrides):
+    d = {"apiVersion": "modelops.io/v1alpha1", "kind": "JobConfig", "stage": "train", "metric": "mse",
+         "model": {"namespace": "ml", "name": "house", "version": "v3", "template": "mlp-regressor",
+                   "params": {"hiddenUnits": [64, 32]}},
+         "data": {"uri": "builtin:diabetes", "target": "target", "validationSplit": 0.25, "shuffleSeed": 7},
+         "training": {"strategy": "MultiWorkerMirrored", "workers": 2, "epochs": 5, "batchSize": 64,
+                      "learningRate": 0.01, "seed": 11, "attempt": 2},
+         "compression": {"method": "int8", "pruningSparsity": 0.5},
+         "storageRoot": "/mnt/models", "reportPath": "/tmp/report"}
+    d.update(overrides)
+    return d
+
+
+def test_job_config_round_trips_through_its_wire_form():
+    cfg = jobconfig.JobConfig.from_dict(sample_config())
+    assert jobconfig.JobConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    assert cfg.version_dir.as_posix() == "/mnt/models/ml/house/v3"
+    assert cfg.training.workers == 2 and cfg.compression.method == "int8"
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"stage": "deploy"}, "stage"),
+    ({"metric": "f1"}, "metric"),
+    ({"kind": "Pod"}, "apiVersion/kind"),
+    ({"training": {"strategy": "OneDevice", "workers": 3}}, "training.workers"),
+    ({"training": {"epochs": 0}}, "training.epochs"),
+    ({"training": {"batchSize": "big"}}, "training.batchSize"),
+    ({"data": {"validationSplit": 0.5}}, "data.uri"),
+    ({"data": {"uri": "x", "validationSplit": 0.95}}, "data.validationSplit"),
+    ({"model": {"namespace": "a", "name": "b", "version": "v1", "template": "custom"}}, "model.customModule"),
+    ({"compression": {"method": "int4"}}, "compression.method"),
+])
+def test_job_config_errors_name_the_field(change, field):
+    with pytest.raises(jobconfig.ConfigError, match=field.replace(".", r"\.")):
+        jobconfig.JobConfig.from_dict(sample_config(**change))
+
+
+def test_report_round_trips_and_fits_a_termination_message():
+    r = report.StageReport(stage="train", succeeded=True, version="v1", attempt=2, metric="mse",
+                           metrics={"mse": 0.03, "mae": 0.1}, artifact_path="/m/ns/x/v1")
+    back = report.decode(report.encode(r))
+    assert back == r and back.metric_value == 0.03 and back.exit_code == 0
+
+
+def test_an_oversized_message_is_shortened_but_the_numbers_survive():
+    r = report.StageReport(stage="train", succeeded=False, version="v1", reason="BadData",
+                           metrics={"mse": 1.5}, message="x" * 10_000)
+    text = report.encode(r)
+    assert len(text.encode()) <= report.MAX_BYTES
+    back = report.decode(text)
+    assert back.metrics == {"mse": 1.5} and back.reason == "BadData" and back.exit_code == report.EXIT_BAD_DATA
+
+
+def test_garbage_is_not_a_report():
+    for text in ["", "Error: OOMKilled", '{"kind": "Other"}', '{"kind": "StageReport", "status": "Maybe"}']:
+        with pytest.raises(report.ReportError):
+            report.decode(text)
+
+
+def test_manifest_verifies_the_files_it_lists(tmp_path):
+    (tmp_path / "model.tflite").write_bytes(b"\x00" * 100)
+    (tmp_path / "saved_model" / "variables").mkdir(parents=True)
+    (tmp_path / "saved_model" / "saved_model.pb").write_bytes(b"pb")
+    (tmp_path / "saved_model" / "variables" / "v.data").write_bytes(b"data")
+    m = manifest.Manifest(namespace="ml", name="x", version="v1", task="regression", feature_names=["a", "b"],
+                          servables={"tflite": "model.tflite", "savedModel": "saved_model"})
+    m.add_files(tmp_path, ["model.tflite", "saved_model"])
+    m.write(tmp_path)
+    assert set(manifest.verify(tmp_path).files) == {"model.tflite", "saved_model/saved_model.pb",
+                                                    "saved_model/variables/v.data"}
+    (tmp_path / "model.tflite").write_bytes(b"\x01" * 100)
+    with pytest.raises(manifest.ManifestError, match="model.tflite: sha256"):
+        manifest.verify(tmp_path)
+    (tmp_path / "model.tflite").unlink()
+    with pytest.raises(manifest.ManifestError, match="model.tflite: listed in the manifest but missing"):
+        manifest.verify(tmp_path)
+
+
+def test_a_version_without_manifest_is_refused(tmp_path):
+    with pytest.raises(manifest.ManifestError, match="no manifest"):
+        manifest.verify(tmp_path)
