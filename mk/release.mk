@@ -1,0 +1,59 @@
+# Shipping: the Helm chart's CRD copy, the rendered install.yaml, the images and the kind path
+# (docs/install.md). Image names and the tag come from images.env, their one source.
+include images.env
+
+CHART := manifests/helm/modelops
+# Rendering install.yaml uses the pinned Helm (its output is committed); deploying takes any helm.
+PINNED_HELM = $(shell hack/controlplane/bin-dir.sh)/helm
+HELM ?= $(shell command -v helm 2>/dev/null || echo '$(PINNED_HELM)')
+DOCKER ?= docker
+KIND ?= kind
+KUBECTL ?= kubectl
+KIND_CLUSTER ?= modelops
+RELEASE ?= modelops
+RELEASE_NAMESPACE ?= modelops-system
+KIND_DEMO_EXAMPLE ?= examples/digits-classifier.yaml
+KIND_DEMO_NAMESPACE ?= modelops-demo
+CHECKOV_VENV := $(CACHE_DIR)/checkov-3.3.30
+
+OPERATOR_REF := $(OPERATOR_IMAGE):$(IMAGE_TAG)
+TRAINING_REF := $(TRAINING_IMAGE):$(IMAGE_TAG)
+SERVING_REF := $(SERVING_IMAGE):$(IMAGE_TAG)
+
+.PHONY: chart-crds manifests images kind-up kind-load deploy kind-demo scan
+
+chart-crds: ## copy crds/ (the source) into the chart's crds/ folder
+	cp crds/*.yaml $(CHART)/crds/
+
+manifests: chart-crds controlplane ## regenerate manifests/install.yaml from the chart
+	manifests/render-install.sh $(PINNED_HELM) > manifests/install.yaml
+
+images: ## build the operator, training and serving images (needs Docker; context is the repository root)
+	$(DOCKER) build -f operator/Dockerfile -t $(OPERATOR_REF) .
+	$(DOCKER) build -f training-job/Dockerfile -t $(TRAINING_REF) .
+	$(DOCKER) build -f serving-image/Dockerfile -t $(SERVING_REF) .
+
+kind-up: ## create the kind cluster $(KIND_CLUSTER) (kept if it exists)
+	$(KIND) get clusters | grep -qx '$(KIND_CLUSTER)' || $(KIND) create cluster --name $(KIND_CLUSTER) --wait 180s
+
+kind-load: ## load the three images built by `make images` into the kind cluster
+	$(KIND) load docker-image --name $(KIND_CLUSTER) $(OPERATOR_REF) $(TRAINING_REF) $(SERVING_REF)
+
+# Helm installs crds/ only once and never upgrades them, so deploy applies them first every time.
+deploy: ## install or upgrade the chart in the current kubectl context with the local image tags
+	$(KUBECTL) apply --server-side -f $(CHART)/crds/
+	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(RELEASE_NAMESPACE) --create-namespace \
+	  --set image.repository=$(OPERATOR_IMAGE) --set image.tag=$(IMAGE_TAG) \
+	  --set defaults.trainingImage=$(TRAINING_REF) --set defaults.servingImage=$(SERVING_REF) \
+	  --wait --timeout 5m
+
+kind-demo: ## apply $(KIND_DEMO_EXAMPLE) in $(KIND_DEMO_NAMESPACE) and wait until it is Ready
+	$(KUBECTL) create namespace $(KIND_DEMO_NAMESPACE) --dry-run=client -o yaml | $(KUBECTL) apply -f -
+	$(KUBECTL) apply -n $(KIND_DEMO_NAMESPACE) -f manifests/kind/models-pvc.yaml
+	$(KUBECTL) apply -n $(KIND_DEMO_NAMESPACE) -f $(KIND_DEMO_EXAMPLE)
+	$(KUBECTL) wait -n $(KIND_DEMO_NAMESPACE) -f $(KIND_DEMO_EXAMPLE) --for=condition=Ready --timeout=30m
+	$(KUBECTL) get -n $(KIND_DEMO_NAMESPACE) -f $(KIND_DEMO_EXAMPLE)
+
+scan: ## checkov on the rendered manifests (own venv: checkov's pins clash with the project's)
+	test -x $(CHECKOV_VENV)/bin/checkov || { $(PYTHON) -m venv $(CHECKOV_VENV) && $(CHECKOV_VENV)/bin/pip install -q 'checkov==3.3.30'; }
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework kubernetes -f manifests/install.yaml
