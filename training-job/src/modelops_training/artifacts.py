@@ -1,0 +1,88 @@
+"""The version directory, written so that it is either complete or absent.
+
+Files are written into a hidden staging directory beside the version directory, the manifest is
+written last, and one rename publishes the whole version. A crash leaves at worst a dot-named
+staging directory without a manifest, which the next attempt removes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from modelops_contracts import manifest as mf
+
+from .errors import StorageError
+
+STAGING_MARK = ".staging-"
+
+
+def staging_prefix(version_dir: Path) -> str:
+    return f".{version_dir.name}{STAGING_MARK}"
+
+
+def backup_dir(version_dir: Path, attempt: int) -> Path:
+    """Where BackupAndRestore keeps the training state of one attempt (on the shared storage)."""
+    return version_dir.parent / f".{version_dir.name}.attempt-{attempt}.backup"
+
+
+def ensure_parent(version_dir: Path) -> None:
+    try:
+        version_dir.parent.mkdir(parents=True, exist_ok=True)
+        probe = version_dir.parent / f".{version_dir.name}.probe-{uuid.uuid4().hex[:8]}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise StorageError(f"storageRoot: cannot write {version_dir.parent}: {e.strerror or e}") from None
+
+
+def remove_stale_staging(version_dir: Path) -> None:
+    for stale in version_dir.parent.glob(staging_prefix(version_dir) + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextmanager
+def staged_version(version_dir: Path) -> Iterator[Path]:
+    """Yield a staging directory; on normal exit publish it as `version_dir`, on error remove it."""
+    ensure_parent(version_dir)
+    staging = version_dir.parent / f"{staging_prefix(version_dir)}{uuid.uuid4().hex[:8]}"
+    try:
+        staging.mkdir()
+        yield staging
+        publish(staging, version_dir)
+    except OSError as e:
+        raise StorageError(f"storage: writing {version_dir}: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish(staging: Path, version_dir: Path) -> None:
+    """Rename the staging directory into place, replacing an earlier copy of the same version."""
+    if not (staging / mf.FILENAME).is_file():
+        raise StorageError(f"storage: refusing to publish {version_dir.name} without a manifest")
+    old = None
+    if version_dir.exists():
+        old = version_dir.parent / f".{version_dir.name}.replaced-{uuid.uuid4().hex[:8]}"
+        os.rename(version_dir, old)
+    os.rename(staging, version_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    mf.atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
+
+
+def list_files(root: Path) -> list[str]:
+    """Every file under root except the manifest itself, as sorted relative paths."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.name != mf.FILENAME)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

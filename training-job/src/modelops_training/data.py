@@ -1,0 +1,202 @@
+"""From a job config to the arrays a model trains on: parse, validate, split, fingerprint.
+
+Pure NumPy; the tf.data pipeline lives in `pipeline.py`. Every bad-data message names the
+column or row at fault, because it ends up as the one line a user sees in `kubectl get md`.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from modelops_contracts.jobconfig import JobConfig
+
+from . import sources
+from .errors import BadConfig, BadData
+
+CLASSIFICATION_METRICS = frozenset({"accuracy", "auc", "logloss"})
+CLASSIFICATION_TEMPLATES = frozenset({"mlp-classifier"})
+# builtin:linear — y = LINEAR_INTERCEPT + LINEAR_SLOPE·x + noise, so tests can check what a model learned.
+LINEAR_INTERCEPT = 3.0
+LINEAR_SLOPE = 2.0
+LINEAR_ROWS = 1000
+LINEAR_NOISE = 0.5
+
+
+@dataclass(frozen=True)
+class Table:
+    """Raw columns: float32 features, the target as read (numbers or labels)."""
+    features: np.ndarray
+    target: np.ndarray
+    feature_names: list[str]
+    source: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The train/validation split, ready for a model."""
+    task: str                      # regression | classification
+    feature_names: list[str]
+    classes: list                  # classification: label of each output unit; regression: []
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    fingerprint: str               # sha256 of the data and split, so compression can check it sees the same
+
+    @property
+    def num_features(self) -> int:
+        return len(self.feature_names)
+
+
+def task_of(config: JobConfig) -> str:
+    """Regression or classification, from the template (or, for custom models, from the metric)."""
+    template = config.model.template
+    if template == "custom":
+        return "classification" if config.metric in CLASSIFICATION_METRICS else "regression"
+    task = "classification" if template in CLASSIFICATION_TEMPLATES else "regression"
+    if (config.metric in CLASSIFICATION_METRICS) != (task == "classification"):
+        raise BadConfig(f"metric: {config.metric} does not fit template {template} ({task})")
+    return task
+
+
+def load(config: JobConfig) -> Prepared:
+    task = task_of(config)
+    table = _load_table(config)
+    return prepare(table, task, config.data.validation_split, config.data.shuffle_seed)
+
+
+def _load_table(config: JobConfig) -> Table:
+    if config.model.template == "custom":
+        module = import_custom_module(config.model.custom_module)
+        if hasattr(module, "load_data"):
+            return _table_from_custom(module.load_data(config), config.model.custom_module)
+    if sources.builtin_name(config.data.uri) == "linear":
+        return linear_table()
+    raw, label = sources.read_bytes(config.data.uri, config.data.s3_endpoint)
+    return parse_csv(raw, label, config.data.target, config.data.features)
+
+
+def import_custom_module(path: str):
+    try:
+        return importlib.import_module(path)
+    except ImportError as e:
+        raise BadConfig(f"model.customModule: cannot import {path!r}: {e}") from None
+
+
+def _table_from_custom(result, module: str) -> Table:
+    try:
+        x, y, names = result
+        x = np.asarray(x, dtype=np.float32)
+        y = np.asarray(y)
+    except (TypeError, ValueError) as e:
+        raise BadData(f"{module}.load_data: expected (features, target, feature_names) arrays: {e}") from None
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or x.shape[1] != len(names):
+        raise BadData(f"{module}.load_data: shapes do not line up: features {x.shape}, target {y.shape}, "
+                      f"{len(names)} feature names")
+    _check_finite(x, list(names), module)
+    return Table(features=x, target=y, feature_names=[str(n) for n in names], source=module)
+
+
+def linear_table() -> Table:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-5.0, 5.0, size=(LINEAR_ROWS, 1)).astype(np.float32)
+    y = LINEAR_INTERCEPT + LINEAR_SLOPE * x[:, 0] + rng.normal(0.0, LINEAR_NOISE, size=LINEAR_ROWS)
+    return Table(features=x, target=y.astype(np.float32), feature_names=["x"], source="builtin:linear")
+
+
+def parse_csv(raw: bytes, label: str, target: str | None, features: tuple[str, ...] | None) -> Table:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadData(f"data.uri: {label} is not UTF-8 text") from None
+    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    if not rows:
+        raise BadData(f"data.uri: {label} is empty")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    columns = ", ".join(header[:12]) + (", …" if len(header) > 12 else "")
+    target = target or header[-1]
+    if target not in header:
+        raise BadData(f"data.target: column {target!r} not in {label} (columns: {columns})")
+    names = list(features) if features else [h for h in header if h != target]
+    missing = [n for n in names if n not in header]
+    if missing:
+        raise BadData(f"data.features: column {missing[0]!r} not in {label} (columns: {columns})")
+    if target in names:
+        raise BadData(f"data.features: the target column {target!r} is also listed as a feature")
+    if not names:
+        raise BadData(f"data.features: {label} has no feature columns besides the target {target!r}")
+    for i, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise BadData(f"data.uri: {label} line {i} has {len(row)} fields, the header has {len(header)}")
+    cells = np.array(body, dtype=str).reshape(len(body), len(header))
+    index = {h: j for j, h in enumerate(header)}
+    x = _numeric(cells[:, [index[n] for n in names]], names, label)
+    return Table(features=x, target=cells[:, index[target]], feature_names=names, source=label)
+
+
+def _numeric(cells: np.ndarray, names: list[str], label: str) -> np.ndarray:
+    try:
+        values = np.char.strip(cells).astype(np.float32)
+    except ValueError:
+        for (r, c), cell in np.ndenumerate(cells):
+            try:
+                float(cell)
+            except ValueError:
+                raise BadData(f"data: column {names[c]!r} in {label} line {r + 2} is not a number: "
+                              f"{cell.strip()[:40]!r}") from None
+        raise
+    _check_finite(values, names, label)
+    return values
+
+
+def _check_finite(values: np.ndarray, names: list[str], label: str) -> None:
+    bad = np.argwhere(~np.isfinite(values))
+    if len(bad):
+        r, c = bad[0]
+        raise BadData(f"data: column {names[c]!r} in {label} line {r + 2} is {values[r, c]} (NaN or infinite)")
+
+
+def prepare(table: Table, task: str, validation_split: float, seed: int) -> Prepared:
+    n = len(table.features)
+    n_val = int(round(n * validation_split))
+    if n_val < 1 or n - n_val < 2:
+        raise BadData(f"data: {n} rows in {table.source} are too few for validationSplit {validation_split} "
+                      f"(need at least 2 training rows and 1 validation row)")
+    y, classes = _encode_target(table, task)
+    order = np.random.default_rng(seed).permutation(n)
+    val, train = order[:n_val], order[n_val:]
+    digest = hashlib.sha256()
+    for part in (table.features[order], y[order], "\0".join(table.feature_names).encode()):
+        digest.update(part if isinstance(part, bytes) else np.ascontiguousarray(part).tobytes())
+    return Prepared(task=task, feature_names=table.feature_names, classes=classes,
+                    x_train=table.features[train], y_train=y[train],
+                    x_val=table.features[val], y_val=y[val], fingerprint=digest.hexdigest())
+
+
+def _encode_target(table: Table, task: str) -> tuple[np.ndarray, list]:
+    raw = np.char.strip(table.target) if table.target.dtype.kind == "U" else table.target
+    numeric = _as_float(raw)
+    if task == "regression":
+        if numeric is None:
+            raise BadData(f"data.target: the target in {table.source} has non-numeric values (regression needs numbers)")
+        _check_finite(numeric[:, None], ["target"], table.source)
+        return numeric.astype(np.float32), []
+    labels = raw if numeric is None else numeric
+    if numeric is not None:
+        _check_finite(numeric[:, None], ["target"], table.source)
+    classes, y = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        raise BadData(f"data.target: classification needs at least 2 classes, {table.source} has {len(classes)}")
+    as_python = [int(c) if numeric is not None and float(c).is_integer() else c.item() for c in classes]
+    return y.astype(np.int32), as_python
+
+
+def _as_float(values: np.ndarray) -> np.ndarray | None:
+    try:
+        return values.astype(np.float64)
+    except ValueError:
+        return None

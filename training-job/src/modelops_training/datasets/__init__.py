@@ -1,0 +1,1 @@
+"""Package data: the bundled CSV datasets (see README.md)."""

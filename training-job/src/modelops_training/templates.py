@@ -1,0 +1,110 @@
+"""Model architectures: the built-in templates and the hook for a user's own module.
+
+Every model takes ONE float32 input [batch, num_features] of RAW features (a Normalization layer
+holding the training split's mean and variance is the first layer) and returns ONE float32 output:
+[batch, 1] for regression, [batch, num_classes] probabilities for classification. That is the
+shape the serving image relies on; `check_signature` enforces it for custom models too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from modelops_contracts.jobconfig import JobConfig
+
+from .data import Prepared, import_custom_module
+from .errors import BadConfig
+from .tf_runtime import keras
+
+DEFAULT_HIDDEN_UNITS = (512, 256)   # ≥ 100k parameters on the bundled data, so compression ratios mean something
+DEFAULT_DROPOUT = 0.0
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """What a model builder learns about the data (custom modules receive this too)."""
+    task: str
+    num_features: int
+    num_classes: int
+    feature_names: list[str]
+    mean: np.ndarray
+    variance: np.ndarray
+
+    @classmethod
+    def of(cls, data: Prepared) -> "ModelInputs":
+        return cls(task=data.task, num_features=data.num_features, num_classes=len(data.classes),
+                   feature_names=list(data.feature_names),
+                   mean=data.x_train.mean(axis=0), variance=data.x_train.var(axis=0))
+
+    def normalization(self) -> "keras.layers.Layer":
+        """Normalization learned on the training split, stored in the model so serving sends raw features."""
+        return keras.layers.Normalization(mean=self.mean, variance=self.variance, name="normalize")
+
+    def output_layer(self) -> "keras.layers.Layer":
+        if self.task == "classification":
+            return keras.layers.Dense(self.num_classes, activation="softmax", name="probabilities")
+        return keras.layers.Dense(1, name="prediction")
+
+
+def build_model(config: JobConfig, inputs: ModelInputs) -> "keras.Model":
+    template = config.model.template
+    if template == "custom":
+        model = _custom(config, inputs)
+    elif template == "linear-regression":
+        model = _sequential(inputs, [])
+    else:
+        model = _sequential(inputs, _hidden_layers(config.model.params))
+    check_signature(model, inputs, template)
+    return model
+
+
+def _sequential(inputs: ModelInputs, hidden: list) -> "keras.Model":
+    return keras.Sequential([keras.Input(shape=(inputs.num_features,), dtype="float32", name="features"),
+                             inputs.normalization(), *hidden, inputs.output_layer()])
+
+
+def _hidden_layers(params: dict[str, Any]) -> list:
+    units = params.get("hiddenUnits", list(DEFAULT_HIDDEN_UNITS))
+    dropout = params.get("dropout", DEFAULT_DROPOUT)
+    if not isinstance(units, list) or not units or not all(isinstance(u, int) and u > 0 for u in units):
+        raise BadConfig(f"model.params.hiddenUnits: expected a non-empty list of positive integers, got {units!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise BadConfig(f"model.params.dropout: expected a number in [0, 1), got {dropout!r}")
+    layers = []
+    for i, n in enumerate(units):
+        layers.append(keras.layers.Dense(n, activation="relu", name=f"hidden_{i}"))
+        if dropout:
+            layers.append(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
+    return layers
+
+
+def _custom(config: JobConfig, inputs: ModelInputs) -> "keras.Model":
+    path = config.model.custom_module
+    module = import_custom_module(path)
+    builder = getattr(module, "build_model", None)
+    if not callable(builder):
+        raise BadConfig(f"model.customModule: {path} has no build_model(config, inputs) function")
+    model = builder(config, inputs)
+    if not isinstance(model, keras.Model):
+        raise BadConfig(f"model.customModule: {path}.build_model returned {type(model).__name__}, "
+                        f"not a tf-keras Model")
+    return model
+
+
+def check_signature(model: "keras.Model", inputs: ModelInputs, template: str) -> None:
+    expected_out = inputs.num_classes if inputs.task == "classification" else 1
+    if len(model.inputs) != 1 or tuple(model.inputs[0].shape) != (None, inputs.num_features):
+        raise BadConfig(f"model ({template}): expects one input of shape [batch, {inputs.num_features}], "
+                        f"got {[tuple(t.shape) for t in model.inputs]}")
+    if len(model.outputs) != 1 or tuple(model.outputs[0].shape) != (None, expected_out):
+        raise BadConfig(f"model ({template}): expects one output of shape [batch, {expected_out}], "
+                        f"got {[tuple(t.shape) for t in model.outputs]}")
+
+
+def compile_model(model: "keras.Model", task: str, learning_rate: float) -> None:
+    if task == "classification":
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse", metrics=["mae"])

@@ -1,0 +1,128 @@
+"""The training stage: `train(config) -> StageReport`.
+
+Loads and splits the data, trains under the configured distribution strategy with BackupAndRestore
+on the shared storage, evaluates on the held-out split, and (chief only) publishes the version
+directory atomically: model.keras, saved_model/, metrics.json, history.json, logs/, manifest.json.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from modelops_contracts import manifest as mf
+from modelops_contracts.jobconfig import JobConfig
+from modelops_contracts.report import StageReport
+
+from . import artifacts, data, distribution, export, metrics, pipeline
+from .errors import BadData, TrainingFailed
+from .progress import EpochLog
+from .stage import run_stage
+from .templates import ModelInputs, build_model, compile_model
+from .tf_runtime import keras, tf
+
+log = logging.getLogger("modelops.train")
+PREDICT_BATCH = 1024
+
+
+def train(config: JobConfig) -> StageReport:
+    return run_stage("train", config, _train)
+
+
+def _train(config: JobConfig) -> StageReport:
+    tf_config = distribution.tf_config_from_env(os.environ)
+    strategy = distribution.make_strategy(config.training, tf_config)   # first: MWMS must precede any TF op
+    chief = distribution.is_chief(tf_config)
+    label = distribution.task_label(tf_config)
+    spec = config.training
+    prepared = data.load(config)
+    if len(prepared.x_train) < spec.batch_size:
+        raise BadData(f"data: {len(prepared.x_train)} training rows are fewer than training.batchSize "
+                      f"{spec.batch_size}")
+    if chief:
+        artifacts.ensure_parent(config.version_dir)   # fail on unwritable storage before spending time training
+        artifacts.remove_stale_staging(config.version_dir)
+    inputs = ModelInputs.of(prepared)
+    keras.utils.set_random_seed(spec.seed)
+    with strategy.scope():
+        model = build_model(config, inputs)
+        compile_model(model, prepared.task, spec.learning_rate)
+
+    steps = pipeline.steps_per_epoch(len(prepared.x_train), spec.batch_size)
+    epoch_log = EpochLog(spec.epochs, steps * spec.batch_size, label)
+    with tempfile.TemporaryDirectory(prefix="modelops-scratch-") as scratch:
+        # The multi-worker pattern: every worker logs, only the chief's logs land in the version.
+        log_dir = Path(scratch) / "logs"
+        callbacks = [keras.callbacks.BackupAndRestore(str(artifacts.backup_dir(config.version_dir, spec.attempt))),
+                     keras.callbacks.TerminateOnNaN(), epoch_log,
+                     keras.callbacks.TensorBoard(str(log_dir), histogram_freq=0, profile_batch=0)]
+        log.info("%s: training %s on %d rows (%d features), %d epochs × %d steps, strategy %s with %d replicas",
+                 label, config.model.template, len(prepared.x_train), prepared.num_features, spec.epochs, steps,
+                 spec.strategy, strategy.num_replicas_in_sync)
+        try:
+            history = model.fit(pipeline.training_dataset(prepared.x_train, prepared.y_train, spec.batch_size,
+                                                          spec.seed),
+                                epochs=spec.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+        except tf.errors.OpError as e:
+            raise TrainingFailed(f"training: {type(e).__name__}: {e.message.splitlines()[0]}") from None
+        epochs = _history(history, epoch_log)
+        losses = [row["loss"] for row in epochs]
+        if not losses or not all(math.isfinite(v) for v in losses):
+            raise TrainingFailed(f"training: the loss became {losses[-1] if losses else 'undefined'} "
+                                 f"(try a lower training.learningRate)")
+
+        # Evaluate and export a plain copy of the trained weights: no strategy, so no collective op
+        # can leave workers waiting on each other after fit.
+        trained = build_model(config, inputs)
+        trained.set_weights(model.get_weights())
+        held_out = metrics.evaluate(prepared.task, prepared.y_val, trained.predict(prepared.x_val,
+                                                                                  batch_size=PREDICT_BATCH,
+                                                                                  verbose=0))
+        log.info("%s: held-out %s", label, " ".join(f"{k}={v:.4g}" for k, v in held_out.items()))
+        if not chief:
+            return StageReport(stage="train", succeeded=True, version=config.model.version, attempt=spec.attempt,
+                               metric=config.metric, metrics=held_out,
+                               message=f"{label}: trained; the chief writes the artifacts")
+        training_info = {"epochsRun": len(epochs), "resumedAtEpoch": epoch_log.resumed_at_epoch,
+                         "samplesPerSecond": round(epoch_log.samples_per_second, 1),
+                         "workers": distribution.worker_count(tf_config),
+                         "replicas": strategy.num_replicas_in_sync, "strategy": spec.strategy}
+        with artifacts.staged_version(config.version_dir) as staging:
+            _write_version(staging, config, prepared, trained, held_out, epochs, training_info, log_dir)
+    # Published: the attempt can no longer need resuming.
+    shutil.rmtree(artifacts.backup_dir(config.version_dir, spec.attempt), ignore_errors=True)
+    return StageReport(stage="train", succeeded=True, version=config.model.version, attempt=spec.attempt,
+                       metric=config.metric, metrics=held_out, artifact_path=str(config.version_dir))
+
+
+def _history(history: "keras.callbacks.History", epoch_log: EpochLog) -> list[dict]:
+    first = epoch_log.resumed_at_epoch or 0
+    keys = list(history.history)
+    return [{"epoch": first + i + 1, **{k: float(history.history[k][i]) for k in keys}}
+            for i in range(len(history.history.get("loss", [])))]
+
+
+def _write_version(root: Path, config: JobConfig, prepared: data.Prepared, model: "keras.Model",
+                   held_out: dict[str, float], epochs: list[dict], training_info: dict, log_dir: Path) -> None:
+    export.save(model, root)
+    if log_dir.is_dir():
+        os.rename(log_dir, root / "logs")
+    artifacts.write_json(root / "metrics.json", {"metric": config.metric, "heldOut": held_out,
+                                                 "validationRows": int(len(prepared.x_val)),
+                                                 "trainingRows": int(len(prepared.x_train)),
+                                                 "training": training_info})
+    artifacts.write_json(root / "history.json", {"epochs": epochs, "resumedAtEpoch": training_info["resumedAtEpoch"]})
+    manifest = mf.Manifest(
+        namespace=config.model.namespace, name=config.model.name, version=config.model.version,
+        task=prepared.task, feature_names=list(prepared.feature_names), classes=list(prepared.classes),
+        servables={"savedModel": export.SAVED_MODEL_DIR, "keras": export.KERAS_FILE},
+        metrics=held_out, created_at=artifacts.now_iso(),
+        extra={"signature": export.signature(model), "template": config.model.template,
+               "metric": config.metric, "dataFingerprint": prepared.fingerprint,
+               "parameters": int(model.count_params()), "training": training_info})
+    manifest.add_files(root, artifacts.list_files(root))
+    manifest.write(root)
+
