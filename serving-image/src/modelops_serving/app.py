@@ -1,0 +1,320 @@
+"""The ASGI application: routes of both protocols, metrics, feedback, and the model lifecycle.
+
+A plain ASGI callable rather than a framework: the request path is the server's cost (the
+model takes microseconds), so it does only what the protocols need. See docs/bench-serving.md.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from typing import Any, Awaitable, Callable
+
+import numpy as np
+import orjson
+
+from . import protocol_v1, protocol_v2
+from .batching import Batcher, QueueFull, ShuttingDown
+from .errors import HttpError, bad_request
+from .feedback import Feedback
+from .metrics import ServerMetrics
+from .model import ServedModel
+from .openapi import build_openapi
+from .settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+JSON = b"application/json"
+Headers = list[tuple[bytes, bytes]]
+Reply = tuple[int, bytes, Headers]
+RETRY_AFTER_S = b"1"
+_WANTED_HEADERS = {b"content-length", b"content-encoding", b"inference-header-content-length"}
+
+
+class _Request:
+    __slots__ = ("scope", "receive", "headers", "params")
+
+    def __init__(self, scope: dict, receive: Callable[[], Awaitable[dict]], params: dict[str, str]):
+        self.scope, self.receive, self.params = scope, receive, params
+        self.headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED_HEADERS}
+
+
+class PredictionIds:
+    """Unique ids without uuid's cost: a random per-process prefix and a counter."""
+
+    def __init__(self):
+        self._prefix = os.urandom(6).hex()
+        self._next = 0
+
+    def next(self) -> str:
+        self._next += 1
+        return f"{self._prefix}-{self._next}"
+
+
+class ServingApp:
+    def __init__(self, model: ServedModel, settings: ServerSettings):
+        self.model = model
+        self.settings = settings
+        self.batcher: Batcher | None = None
+        self.feedback: Feedback | None = None
+        self.loaded = False
+        self.draining = False
+        self.metrics = ServerMetrics(model, lambda: self.feedback, lambda: self.batcher.depth if self.batcher else 0)
+        self._ids = PredictionIds()
+        self._openapi: bytes | None = None
+        self._background: set[asyncio.Task] = set()
+        name = r"(?P<name>[^/:]+)"
+        v2_model = rf"/v2/models/{name}(?:/versions/(?P<version>[^/]+))?"
+        # (method, path pattern, handler, route label for metrics)
+        table = [
+            ("POST", rf"/v1/models/{name}:predict", self.v1_predict, "/v1/models/{name}:predict"),
+            ("POST", rf"/v2/models/{name}(?:/versions/(?P<version>[^/]+))?/infer", self.v2_infer, "/v2/models/{name}/infer"),
+            ("POST", rf"/v1/models/{name}:feedback", self.v1_feedback, "/v1/models/{name}:feedback"),
+            ("GET", rf"/v1/models/{name}", self.v1_status, "/v1/models/{name}"),
+            ("GET", r"/v2/health/live", self.v2_live, "/v2/health/live"),
+            ("GET", r"/v2/health/ready", self.v2_ready, "/v2/health/ready"),
+            ("GET", r"/v2", self.v2_server, "/v2"),
+            ("GET", v2_model, self.v2_model, "/v2/models/{name}"),
+            ("GET", v2_model + "/ready", self.v2_model_ready, "/v2/models/{name}/ready"),
+            ("GET", r"/metrics", self.prometheus, "/metrics"),
+            ("GET", r"/openapi.json", self.openapi, "/openapi.json"),
+        ]
+        self._routes = [(method, re.compile(pattern), handler, label) for method, pattern, handler, label in table]
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded and not self.draining
+
+    @property
+    def not_ready_reason(self) -> str:
+        if self.draining:
+            return "shutting down"
+        return self.model.reason or "loading"
+
+    def begin_drain(self) -> None:
+        """SIGTERM: readiness goes false at once; requests keep being served until shutdown."""
+        if not self.draining:
+            log.info("draining: not ready, finishing accepted requests")
+        self.draining = True
+
+    async def _startup(self) -> None:
+        s = self.settings
+        self.batcher = Batcher(self.model.predict, workers=s.interpreter_count, max_batch_size=s.max_batch_size,
+                               max_latency_ms=s.max_latency_ms, max_queue=s.max_queue,
+                               on_batch=self.metrics.observe_batch)
+        self.batcher.start()
+        task = asyncio.get_running_loop().create_task(self._load())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _load(self) -> None:
+        # Checksums and model loading read files: off the event loop, so probes answer meanwhile.
+        if not await asyncio.to_thread(self.model.load):
+            return
+        m = self.model.manifest
+        self.feedback = Feedback(m.task, m.classes, window=self.settings.feedback_window,
+                                 memory_rows=self.settings.prediction_memory)
+        self.loaded = True
+
+    async def _shutdown(self) -> None:
+        self.begin_drain()
+        if self.batcher:
+            await self.batcher.stop(self.settings.graceful_timeout_s)
+
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self._startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # --- ASGI entry --------------------------------------------------------------------------------
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope, receive, send) -> None:
+        started = time.perf_counter()
+        path, method = scope["path"], scope["method"]
+        label, status = "other", 500
+        try:
+            handler, label, params = self._route(method, path)
+            status, body, headers = await handler(_Request(scope, receive, params))
+            content_type = headers.pop(0)[1] if headers and headers[0][0] == b"content-type" else JSON
+        except HttpError as e:
+            status, body, headers, content_type = e.status, orjson.dumps({"error": e.message}), list(e.headers), JSON
+        except Exception as e:  # a bug, not bad input: log it, keep the worker alive
+            log.exception("internal error on %s %s", method, path)
+            status, body, headers, content_type = 500, orjson.dumps({"error": f"internal error: {type(e).__name__}"}), [], JSON
+        headers.append((b"content-type", content_type))
+        headers.append((b"content-length", str(len(body)).encode()))
+        if self.draining:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.metrics.observe_request(label, status, time.perf_counter() - started)
+
+    def _route(self, method: str, path: str):
+        allowed = False
+        for route_method, pattern, handler, label in self._routes:
+            match = pattern.fullmatch(path)
+            if match is None:
+                continue
+            if route_method == method:
+                return handler, label, match.groupdict()
+            allowed = True
+        if allowed:
+            raise HttpError(405, f"method {method} is not allowed on {path}")
+        raise HttpError(404, f"no route {path}")
+
+    # --- request helpers ---------------------------------------------------------------------------
+
+    async def _body(self, request: _Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        encoding = request.headers.get(b"content-encoding")
+        if encoding not in (None, "identity"):
+            raise HttpError(415, f"content-encoding {encoding!r} is not supported; send the body uncompressed")
+        declared = request.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HttpError(413, f"body of {declared} bytes is over the limit of {limit} bytes")
+        chunks, size = [], 0
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise HttpError(499, "client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise HttpError(413, f"body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _json(self, request: _Request) -> Any:
+        body = await self._body(request)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise bad_request(f"body: malformed JSON ({e})") from None
+
+    def _serving(self, request: _Request) -> ServedModel:
+        """The model named in the path, if it is this server's and has loaded."""
+        name, version = request.params.get("name"), request.params.get("version")
+        if name != self.model.name:
+            raise HttpError(404, f"model {name!r} not found; this server serves {self.model.name!r}")
+        if not self.loaded:
+            raise HttpError(503, f"model {name!r} not ready: {self.not_ready_reason}")
+        if version is not None and version != self.model.version:
+            raise HttpError(404, f"model {name!r} version {version!r} not found; serving {self.model.version!r}")
+        return self.model
+
+    async def _infer(self, rows: np.ndarray) -> np.ndarray:
+        try:
+            return await self.batcher.predict(rows)
+        except QueueFull:
+            raise HttpError(503, f"overloaded: more than {self.settings.max_queue} requests are waiting; retry later",
+                            ((b"retry-after", RETRY_AFTER_S),)) from None
+        except ShuttingDown:
+            raise HttpError(503, "shutting down; retry on another replica", ((b"retry-after", RETRY_AFTER_S),)) from None
+
+    def _parse_v1(self, body: Any) -> tuple[np.ndarray, str]:
+        m = self.model
+        return protocol_v1.parse_predict(body, width=m.input_width, max_rows=self.settings.max_instances,
+                                         feature_names=m.manifest.feature_names)
+
+    # --- TF Serving REST ---------------------------------------------------------------------------
+
+    async def v1_predict(self, request: _Request) -> Reply:
+        self._serving(request)
+        rows, key = self._parse_v1(await self._json(request))
+        out = await self._infer(rows)
+        prediction_id = self._ids.next()
+        self.feedback.remember(prediction_id, out)
+        body = orjson.dumps({key: out, "id": prediction_id}, option=orjson.OPT_SERIALIZE_NUMPY)
+        return 200, body, [(b"x-prediction-id", prediction_id.encode())]
+
+    async def v1_feedback(self, request: _Request) -> Reply:
+        self._serving(request)
+        prediction_id, instances, truth = protocol_v1.parse_feedback(await self._json(request))
+        if prediction_id is not None:
+            joined = self.feedback.join_id(prediction_id, truth)
+        else:
+            rows, _ = self._parse_v1(instances)
+            joined = self.feedback.join_outputs(await self._infer(rows), truth)
+        fb = self.feedback
+        return 200, orjson.dumps({"joined": joined, "pairs": fb.pairs, "metrics": fb.live_metrics()}), []
+
+    async def v1_status(self, request: _Request) -> Reply:
+        name = request.params["name"]
+        if name != self.model.name:
+            raise HttpError(404, f"model {name!r} not found; this server serves {self.model.name!r}")
+        state = "AVAILABLE" if self.ready else ("END" if self.draining else "LOADING")
+        message = "" if self.ready else self.not_ready_reason
+        status = {"version": self.model.version, "state": state,
+                  "status": {"error_code": "OK" if self.ready else "UNAVAILABLE", "error_message": message}}
+        return 200, orjson.dumps({"model_version_status": [status]}), []
+
+    # --- Open Inference Protocol -------------------------------------------------------------------
+
+    async def v2_live(self, request: _Request) -> Reply:
+        return 200, b'{"live":true}', []
+
+    async def v2_ready(self, request: _Request) -> Reply:
+        if self.ready:
+            return 200, b'{"ready":true}', []
+        return 503, orjson.dumps({"ready": False, "reason": self.not_ready_reason}), []
+
+    async def v2_server(self, request: _Request) -> Reply:
+        return 200, orjson.dumps({"name": "modelops-serving", "version": "0.1.0", "extensions": ["binary_tensor_data"]}), []
+
+    async def v2_model(self, request: _Request) -> Reply:
+        m = self._serving(request)
+        return 200, orjson.dumps(protocol_v2.metadata(m.name, m.version, m.runtime.platform, m.input_width,
+                                                      m.output_width)), []
+
+    async def v2_model_ready(self, request: _Request) -> Reply:
+        m = self._serving(request)
+        if self.ready:
+            return 200, orjson.dumps({"name": m.name, "ready": True}), []
+        return 503, orjson.dumps({"name": m.name, "ready": False, "reason": self.not_ready_reason}), []
+
+    async def v2_infer(self, request: _Request) -> Reply:
+        m = self._serving(request)
+        body = await self._body(request)
+        parsed = protocol_v2.parse_infer(body, request.headers.get(b"inference-header-content-length"),
+                                         width=m.input_width, max_rows=self.settings.max_instances)
+        out = await self._infer(parsed.rows)
+        prediction_id = self._ids.next()
+        self.feedback.remember(prediction_id, out)
+        payload, header_length = protocol_v2.encode_infer(m.name, m.version, parsed.id or prediction_id, out,
+                                                          parsed.binary_output, prediction_id)
+        headers = [(b"x-prediction-id", prediction_id.encode())]
+        if header_length is not None:
+            headers = [(b"content-type", b"application/octet-stream"),
+                       (b"inference-header-content-length", str(header_length).encode())] + headers
+        return 200, payload, headers
+
+    # --- operations --------------------------------------------------------------------------------
+
+    async def prometheus(self, request: _Request) -> Reply:
+        return 200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
+
+    async def openapi(self, request: _Request) -> Reply:
+        if self._openapi is None or not self.loaded:
+            self._openapi = orjson.dumps(build_openapi(self.model.name, self.model.input_width or 1))
+        return 200, self._openapi, []
+
+
+def create_app(model: ServedModel, settings: ServerSettings) -> ServingApp:
+    return ServingApp(model, settings)

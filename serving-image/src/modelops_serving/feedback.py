@@ -1,0 +1,105 @@
+"""Closing the loop: remember recent predictions, join them with ground truth, and keep the
+live metric and the prediction distribution over bounded windows.
+
+Memory is bounded whatever the traffic: at most `memory_rows` remembered prediction rows,
+`window` joined pairs and `window` recent predictions for the distribution.
+"""
+from __future__ import annotations
+
+import collections
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import HttpError, bad_request
+
+
+class Feedback:
+    def __init__(self, task: str, classes: Sequence[Any], *, window: int, memory_rows: int):
+        self.task = task
+        self._class_index = {str(c): i for i, c in enumerate(classes)}
+        self._classes = list(classes)
+        self._memory_rows = memory_rows
+        self._recent: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+        self._recent_rows = 0
+        self._pairs: collections.deque[tuple[float, float]] = collections.deque(maxlen=window)
+        self._predicted: collections.deque[float] = collections.deque(maxlen=window)
+
+    def _point_predictions(self, outputs: np.ndarray) -> np.ndarray:
+        """One number per row: the regression value, or the predicted class index."""
+        return outputs.argmax(axis=1) if self.task == "classification" else outputs[:, 0]
+
+    def remember(self, prediction_id: str, outputs: np.ndarray) -> None:
+        points = self._point_predictions(outputs)
+        self._predicted.extend(points.tolist())
+        if len(points) > self._memory_rows:
+            return
+        self._recent[prediction_id] = points
+        self._recent_rows += len(points)
+        while self._recent_rows > self._memory_rows:
+            _, evicted = self._recent.popitem(last=False)
+            self._recent_rows -= len(evicted)
+
+    def join_id(self, prediction_id: str, truth: Any) -> int:
+        points = self._recent.get(prediction_id)
+        if points is None:
+            raise HttpError(404, f"id: prediction {prediction_id!r} is unknown, already has feedback, "
+                                 f"or is older than the last {self._memory_rows} remembered rows")
+        truths = self._truths(truth, len(points))
+        del self._recent[prediction_id]
+        self._recent_rows -= len(points)
+        return self._add(points, truths)
+
+    def join_outputs(self, outputs: np.ndarray, truth: Any) -> int:
+        points = self._point_predictions(outputs)
+        return self._add(points, self._truths(truth, len(points)))
+
+    def _add(self, points: np.ndarray, truths: list[float]) -> int:
+        self._pairs.extend(zip(points.tolist(), truths))
+        return len(truths)
+
+    def _truths(self, truth: Any, rows: int) -> list[float]:
+        values = truth if isinstance(truth, list) else [truth]
+        if len(values) != rows:
+            raise bad_request(f"truth: {len(values)} values for {rows} predicted rows")
+        return [self._truth(v, i) for i, v in enumerate(values)]
+
+    def _truth(self, value: Any, i: int) -> float:
+        if self.task == "classification":
+            if self._class_index:
+                index = self._class_index.get(str(value))
+                if index is None or isinstance(value, (list, dict)):
+                    raise bad_request(f"truth[{i}]: {value!r} is not one of the classes {self._classes[:20]}")
+                return float(index)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return float(value)
+            raise bad_request(f"truth[{i}]: expected a class index")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise bad_request(f"truth[{i}]: expected a finite number, got {value!r}")
+        return float(value)
+
+    def live_metrics(self) -> dict[str, float]:
+        if not self._pairs:
+            return {}
+        pairs = np.array(self._pairs, dtype=np.float64)
+        if self.task == "classification":
+            return {"accuracy": float((pairs[:, 0] == pairs[:, 1]).mean())}
+        error = pairs[:, 0] - pairs[:, 1]
+        return {"mse": float((error ** 2).mean()), "mae": float(np.abs(error).mean())}
+
+    @property
+    def pairs(self) -> int:
+        return len(self._pairs)
+
+    def distribution(self) -> dict[str, float]:
+        """Regression: mean, std and quantiles of recent predictions; classification: share per class."""
+        if not self._predicted:
+            return {}
+        values = np.array(self._predicted, dtype=np.float64)
+        if self.task == "classification":
+            counts = np.bincount(values.astype(np.int64), minlength=len(self._classes))
+            labels = self._classes or list(range(len(counts)))
+            return {f"class={labels[i]}": float(c) / len(values) for i, c in enumerate(counts)}
+        q = np.quantile(values, [0.1, 0.5, 0.9])
+        return {"mean": float(values.mean()), "std": float(values.std()),
+                "p10": float(q[0]), "p50": float(q[1]), "p90": float(q[2])}

@@ -1,0 +1,65 @@
+"""`modelops-serve`: parse settings, build the model and the app, run uvicorn until SIGTERM."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from typing import Sequence
+
+import uvicorn
+
+from .app import ServingApp, create_app
+from .model import ServedModel
+from .settings import ServerSettings, parse_settings
+
+log = logging.getLogger("modelops_serving")
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's graceful shutdown, preceded by an optional drain.
+
+    On SIGTERM/SIGINT readiness goes false at once; the server keeps serving for
+    `drain_seconds` (while the Service stops routing to this pod), then stops accepting,
+    finishes every accepted request, and exits.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: ServingApp, drain_seconds: float):
+        super().__init__(config)
+        self._app = app
+        self._drain_seconds = drain_seconds
+        self._exit_at: float | None = None
+
+    def handle_exit(self, sig: int, frame) -> None:
+        self._app.begin_drain()
+        if self._exit_at is not None or self._drain_seconds <= 0:
+            super().handle_exit(sig, frame)   # a second signal does not wait for the drain
+        else:
+            self._exit_at = time.monotonic() + self._drain_seconds
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._exit_at is not None and time.monotonic() >= self._exit_at:
+            return True
+        return await super().on_tick(counter)
+
+
+def build_server(settings: ServerSettings) -> DrainingServer:
+    app = create_app(ServedModel(settings.model_dir, settings.model_name), settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+                            lifespan="on", access_log=False, log_level=settings.log_level,
+                            limit_concurrency=settings.max_connections,
+                            timeout_graceful_shutdown=settings.graceful_timeout_s, log_config=None)
+    return DrainingServer(config, app, settings.drain_seconds)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_settings(argv)
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("serving %s from %s on %s:%d", settings.model_name, settings.model_dir, settings.host, settings.port)
+    build_server(settings).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

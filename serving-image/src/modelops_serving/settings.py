@@ -1,0 +1,114 @@
+"""The server's settings: every command-line flag and the environment variable behind it.
+
+This table is the contract with the operator's Deployment, which passes settings as
+environment variables; docs/serving.md lists the same names (a unit test keeps them equal).
+A flag given on the command line wins over its environment variable.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Sequence
+
+ENV_PREFIX = "MODELOPS_"
+
+
+def default_interpreters() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    model_dir: str
+    model_name: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_batch_size: int = 32            # rows per model call
+    max_latency_ms: float = 5.0         # longest a request waits for companions to fill a batch
+    max_queue: int = 256                # requests waiting for the model; beyond it: 503 + Retry-After
+    max_body_bytes: int = 1 << 20
+    max_instances: int = 1024           # rows in one request
+    max_connections: int = 1024         # open connections and requests in progress; beyond it: 503
+    interpreters: int = 0               # 0: one per CPU the process may use
+    feedback_window: int = 1000         # joined (prediction, truth) pairs behind the live metric
+    prediction_memory: int = 10000      # rows of recent predictions kept for feedback by id
+    drain_seconds: float = 0.0          # after SIGTERM: keep serving (not ready) this long, then shut down
+    graceful_timeout_s: float = 30.0    # then wait at most this long for in-flight requests
+    log_level: str = "info"
+
+    @property
+    def interpreter_count(self) -> int:
+        return self.interpreters or default_interpreters()
+
+
+# name -> (type, help); the flag is --name-with-dashes, the variable MODELOPS_NAME.
+_HELP: dict[str, str] = {
+    "model_dir": "version directory to serve (manifest.json and the files it lists)",
+    "model_name": "the name clients use in /v1/models/NAME and /v2/models/NAME",
+    "host": "address to listen on (0.0.0.0 in a container)",
+    "port": "HTTP port",
+    "max_batch_size": "most rows the model runs in one call",
+    "max_latency_ms": "longest a request waits for others to fill its batch",
+    "max_queue": "most requests waiting for the model before 503 + Retry-After",
+    "max_body_bytes": "largest request body accepted (413 beyond)",
+    "max_instances": "most rows in one request (400 beyond)",
+    "max_connections": "most open connections plus requests in progress (503 beyond)",
+    "interpreters": "model instances run in parallel (0: one per usable CPU)",
+    "feedback_window": "(prediction, truth) pairs kept for the live metric",
+    "prediction_memory": "rows of recent predictions remembered for feedback by id",
+    "drain_seconds": "after SIGTERM, keep serving while not ready for this long",
+    "graceful_timeout_s": "after draining, longest wait for in-flight requests",
+    "log_level": "debug, info, warning or error",
+}
+REQUIRED = ("model_dir", "model_name")
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def env_names() -> list[str]:
+    return [env_name(f.name) for f in fields(ServerSettings)]
+
+
+def _positive(kind: type):
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is negative")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelops-serve", description="Serve one model version over HTTP.")
+    for f in fields(ServerSettings):
+        kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+        env = env_name(f.name)
+        default = environ.get(env, None if f.name in REQUIRED else f.default)
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=default,
+                            type=str if kind is str else _positive(kind),
+                            required=f.name in REQUIRED and default is None,
+                            help=f"{_HELP[f.name]} [env {env}]")
+    return parser
+
+
+def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerSettings:
+    environ = os.environ if environ is None else environ
+    parser = build_parser(environ)
+    ns = parser.parse_args(argv)
+    values = {}
+    for f in fields(ServerSettings):
+        raw = getattr(ns, f.name)
+        # Defaults taken from the environment arrive as strings: run them through the same type check.
+        action = next(a for a in parser._actions if a.dest == f.name)
+        try:
+            values[f.name] = action.type(raw) if isinstance(raw, str) else raw
+        except (ValueError, argparse.ArgumentTypeError) as e:
+            parser.error(f"{env_name(f.name)} / --{f.name.replace('_', '-')}: {raw!r} is not a valid {action.type.__name__} ({e})")
+    if values["max_batch_size"] < 1 or values["max_queue"] < 1 or values["max_instances"] < 1 \
+            or values["max_connections"] < 1:
+        parser.error("max-batch-size, max-queue, max-instances and max-connections must be at least 1")
+    return ServerSettings(**values)
