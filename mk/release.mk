@@ -54,6 +54,12 @@ kind-demo: ## apply $(KIND_DEMO_EXAMPLE) in $(KIND_DEMO_NAMESPACE) and wait unti
 	$(KUBECTL) wait -n $(KIND_DEMO_NAMESPACE) -f $(KIND_DEMO_EXAMPLE) --for=condition=Ready --timeout=30m
 	$(KUBECTL) get -n $(KIND_DEMO_NAMESPACE) -f $(KIND_DEMO_EXAMPLE)
 
-scan: ## checkov on the rendered manifests (own venv: checkov's pins clash with the project's)
+# Deliberate exceptions: CKV_K8S_11 no CPU limit (a throttled operator lags on events; memory is capped),
+# CKV_K8S_43 tags not digests (images are built locally, `make images`), CKV_K8S_38 the operator needs its
+# ServiceAccount token (it is a Kubernetes client), CKV_K8S_15 IfNotPresent (kind-loaded images have no registry).
+CHECKOV_SKIPS := CKV_K8S_11,CKV_K8S_43,CKV_K8S_38,CKV_K8S_15
+
+scan: manifests ## checkov on install.yaml (own venv under ~/.cache/modelops: checkov's pins clash with ours)
 	test -x $(CHECKOV_VENV)/bin/checkov || { $(PYTHON) -m venv $(CHECKOV_VENV) && $(CHECKOV_VENV)/bin/pip install -q 'checkov==3.3.30'; }
-	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework kubernetes -f manifests/install.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework kubernetes \
+	  --skip-check $(CHECKOV_SKIPS) -f manifests/install.yaml

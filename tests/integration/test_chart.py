@@ -1,0 +1,99 @@
+"""The Helm chart and install.yaml against the real API server: lint, server-side dry run (with PodSecurity
+admission enforcing the restricted profile), install, and an uninstall that leaves only the CRDs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.kube import kubeconfig, kubectl, kubectl_json, tool, wait_for
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "manifests" / "helm" / "modelops"
+HELM_TIMEOUT_S = 180
+INSTALL_TIMEOUT = "120s"
+# Everything the chart can create, namespaced and cluster-wide, for the "nothing left behind" check.
+NAMESPACED_KINDS = "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,kopfpeerings,secrets"
+CLUSTER_KINDS = "clusterroles,clusterrolebindings,clusterkopfpeerings"
+
+
+def helm(*args: str, input: str | None = None) -> str:
+    result = subprocess.run([str(tool("helm")), f"--kubeconfig={kubeconfig()}", *args], input=input,
+                            capture_output=True, text=True, timeout=HELM_TIMEOUT_S, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def restrict(namespace: str) -> None:
+    """Makes PodSecurity admission refuse any pod in `namespace` that breaks the restricted profile."""
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted", "--overwrite")
+
+
+@pytest.fixture
+def chart_crds(control_plane) -> list[str]:
+    """The chart's CRDs applied for real (Helm puts crds/ in before any template), and Established."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+    names = [doc["metadata"]["name"] for path in sorted((CHART / "crds").glob("*.yaml"))
+             for doc in yaml.safe_load_all(path.read_text()) if doc]
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{n}" for n in names))
+    return names
+
+
+def test_chart_passes_helm_lint_strict():
+    result = subprocess.run([str(tool("helm")), "lint", "--strict", str(CHART)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("values", [[], ["--set", "replicaCount=2"]], ids=["all-namespaces", "two-replicas"])
+def test_rendered_chart_is_accepted_by_the_api_server(namespace, chart_crds, values):
+    restrict(namespace)
+    rendered = helm("template", namespace, str(CHART), "--namespace", namespace,
+                    "--set", f"peering.name={namespace}", *values)
+    result = kubectl("apply", "--dry-run=server", "-f", "-", input=rendered)
+    # The `helm test` pod is checked by PodSecurity admission here (no Deployment pod is made in a dry run).
+    assert f"pod/{namespace}-modelops-test-health created (server dry run)" in result.stdout
+    assert f"deployment.apps/{namespace}-modelops created (server dry run)" in result.stdout
+
+
+def test_rendered_chart_for_watched_namespaces_is_accepted_by_the_api_server(namespace, chart_crds):
+    rendered = helm("template", namespace, str(CHART), "--namespace", namespace,
+                    "--set", f"watchNamespaces={{{namespace}}}", "--set", f"peering.name={namespace}")
+    result = kubectl("apply", "--dry-run=server", "-f", "-", input=rendered)
+    assert f"role.rbac.authorization.k8s.io/{namespace}-modelops created (server dry run)" in result.stdout
+    assert f"kopfpeering.kopf.dev/{namespace} created (server dry run)" in result.stdout
+
+
+def leftovers(namespace: str, release: str) -> list[str]:
+    selector = f"app.kubernetes.io/instance={release}"
+    namespaced = kubectl("-n", namespace, "get", NAMESPACED_KINDS, "-l", selector, "-o", "name").stdout.split()
+    cluster = kubectl("get", CLUSTER_KINDS, "-l", selector, "-o", "name").stdout.split()
+    release_records = kubectl("-n", namespace, "get", "secrets", "-l", f"owner=helm,name={release}",
+                              "-o", "name").stdout.split()
+    return namespaced + cluster + release_records
+
+
+def test_helm_install_runs_the_operator_and_uninstall_leaves_only_the_crds(namespace, chart_crds):
+    release = namespace
+    restrict(namespace)
+    helm("install", release, str(CHART), "--namespace", namespace, "--set", "replicaCount=2",
+         "--set", f"peering.name={release}", "--wait", f"--timeout={INSTALL_TIMEOUT}")
+
+    deployment = kubectl_json("-n", namespace, "get", "deployment", f"{release}-modelops")
+    assert deployment["status"].get("readyReplicas") == 2
+    pods = kubectl_json("-n", namespace, "get", "pods", "-l", f"app.kubernetes.io/instance={release}")["items"]
+    assert sorted(p["status"]["phase"] for p in pods) == ["Running", "Running"]
+    assert kubectl("get", "clusterkopfpeering", release, check=False).returncode == 0
+    can_i = kubectl("auth", "can-i", "create", "jobs.batch", "-n", "default",
+                    f"--as=system:serviceaccount:{namespace}:{release}-modelops").stdout.strip()
+    assert can_i == "yes"
+
+    helm("uninstall", release, "--namespace", namespace, "--wait", f"--timeout={INSTALL_TIMEOUT}")
+    wait_for(lambda: not leftovers(namespace, release), timeout=60,
+             describe=f"every object of release {release} to be gone", ignoring=(subprocess.CalledProcessError,))
+    for crd in chart_crds:
+        kubectl("get", "crd", crd)
