@@ -1,0 +1,389 @@
+"""Pure functions that build the Kubernetes objects of one ModelDeployment from its spec.
+
+No I/O: each returns a plain dict. Names are deterministic (a restarted operator finds the
+objects it made instead of making twins), every object carries the app.kubernetes.io labels
+and an owner reference to the ModelDeployment, and every pod meets the "restricted" Pod
+Security profile.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from modelops_contracts import jobconfig
+
+from . import constants as c
+from .spec import Spec
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The ModelDeployment that owns the children: enough for names, labels and owner references."""
+    namespace: str
+    name: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": self.name, "uid": self.uid,
+                "controller": True, "blockOwnerDeletion": True}
+
+
+@dataclass(frozen=True)
+class Images:
+    training: str = c.DEFAULT_TRAINING_IMAGE
+    serving: str = c.DEFAULT_SERVING_IMAGE
+
+
+# --- names -------------------------------------------------------------------------------
+
+def training_job_name(owner: Owner, version: str, attempt: int) -> str:
+    return f"{owner.name}-train-{version}-a{attempt}"
+
+
+def compression_job_name(owner: Owner, version: str) -> str:
+    return f"{owner.name}-compress-{version}"
+
+
+def config_map_name(job_name: str) -> str:
+    return f"{job_name}-config"
+
+
+def workers_service_name(job_name: str) -> str:
+    return f"{job_name}-workers"
+
+
+def serving_name(owner: Owner) -> str:
+    return owner.name
+
+
+def attempt_seed(owner: Owner, version: str, attempt: int) -> int:
+    """A different, reproducible seed per attempt: a retrain explores, a restart repeats."""
+    digest = hashlib.sha256(f"{owner.namespace}/{owner.name}/{version}/{attempt}".encode()).hexdigest()
+    return int(digest[:8], 16) % (2 ** 31)
+
+
+def endpoint(owner: Owner) -> str:
+    return f"http://{serving_name(owner)}.{owner.namespace}.svc.cluster.local/v1/models/{owner.name}:predict"
+
+
+# --- shared pieces -----------------------------------------------------------------------
+
+def labels(owner: Owner, component: str, **extra: str) -> dict[str, str]:
+    out = {"app.kubernetes.io/name": "modelops", "app.kubernetes.io/instance": owner.name,
+           "app.kubernetes.io/component": component, "app.kubernetes.io/part-of": "modelops",
+           c.LABEL_MANAGED_BY: c.MANAGED_BY, c.LABEL_MODEL: owner.name}
+    out.update(extra)
+    return out
+
+
+def metadata(owner: Owner, name: str, component: str, **extra_labels: str) -> dict[str, Any]:
+    return {"name": name, "namespace": owner.namespace, "labels": labels(owner, component, **extra_labels),
+            "ownerReferences": [owner.reference()]}
+
+
+RESTRICTED_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+                           "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _claim_of(uri: str) -> tuple[str, str] | None:
+    if not uri.startswith("pvc://"):
+        return None
+    claim, _, path = uri[len("pvc://"):].partition("/")
+    return claim, path.strip("/")
+
+
+def _claim_volumes(spec: Spec, *, read_only_storage: bool) -> tuple[list[dict], list[dict]]:
+    """Volumes and mounts for the storage claim and, if different, the data claim, at PVC_ROOT/<claim>."""
+    claims = {spec.storage_claim: read_only_storage}
+    data = _claim_of(spec.data_uri)
+    if data and data[0] not in claims:
+        claims[data[0]] = True
+    volumes, mounts = [], []
+    for i, (claim, read_only) in enumerate(claims.items()):
+        volumes.append({"name": f"pvc-{i}", "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only}})
+        mounts.append({"name": f"pvc-{i}", "mountPath": f"{c.PVC_ROOT}/{claim}", "readOnly": read_only})
+    return volumes, mounts
+
+
+def storage_root(spec: Spec) -> str:
+    """The storage root as pods see it (pvc://claim/path -> /mnt/pvc/claim/path)."""
+    sub = spec.storage_subpath
+    return f"{c.PVC_ROOT}/{spec.storage_claim}" + (f"/{sub}" if sub else "")
+
+
+def version_path(spec: Spec, owner: Owner, version: str) -> str:
+    return str(jobconfig.version_dir(storage_root(spec), owner.namespace, owner.name, version))
+
+
+# --- training and compression ------------------------------------------------------------
+
+def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt: int) -> jobconfig.JobConfig:
+    """The contract the training image reads, derived from the spec (never the reverse)."""
+    params = dict(spec.model_params or {})
+    return jobconfig.JobConfig(
+        stage=stage,
+        model=jobconfig.ModelRef(namespace=owner.namespace, name=owner.name, version=version,
+                                 template=spec.template, custom_module=spec.custom_module, params=params),
+        data=jobconfig.DataSpec(uri=spec.data_uri, target=spec.target,
+                                features=tuple(spec.features) if spec.features else None,
+                                validation_split=spec.validation_split, shuffle_seed=spec.shuffle_seed,
+                                s3_endpoint=spec.s3_endpoint),
+        training=jobconfig.TrainingSpec(strategy=spec.strategy, workers=spec.workers,
+                                        gpus_per_worker=spec.gpus_per_worker, epochs=spec.epochs,
+                                        batch_size=spec.batch_size, learning_rate=spec.learning_rate,
+                                        seed=attempt_seed(owner, version, attempt), attempt=attempt),
+        metric=spec.metric,
+        compression=jobconfig.CompressionSpec(method=spec.compression_method,
+                                              pruning_sparsity=spec.pruning_sparsity if spec.pruning_enabled else 0.0),
+        storage_root=storage_root(spec),
+    )
+
+
+def build_config_map(owner: Owner, job_name: str, config: jobconfig.JobConfig, component: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": metadata(owner, config_map_name(job_name), component,
+                                 **{c.LABEL_VERSION: config.model.version}),
+            "data": {"job.json": config.to_json()}}
+
+
+def _gpu_toleration() -> dict[str, str]:
+    return {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def _job(spec: Spec, owner: Owner, *, name: str, component: str, version: str, attempt: int, image: str,
+         command: list[str], workers: int, gpus: int, env: list[dict], backoff_limit: int) -> dict[str, Any]:
+    pod_labels = labels(owner, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt)})
+    volumes, mounts = _claim_volumes(spec, read_only_storage=False)
+    volumes += [{"name": "config", "configMap": {"name": config_map_name(name)}},
+                {"name": "tmp", "emptyDir": {}}]
+    mounts += [{"name": "config", "mountPath": c.CONFIG_MOUNT, "readOnly": True},
+               {"name": "tmp", "mountPath": "/tmp"}]
+    resources = json.loads(json.dumps(spec.training_resources or {}))
+    if gpus:
+        resources.setdefault("limits", {})["nvidia.com/gpu"] = gpus
+    tolerations = list(spec.tolerations or [])
+    if gpus and _gpu_toleration() not in tolerations:
+        tolerations.append(_gpu_toleration())
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": RESTRICTED_POD_SECURITY,
+        "containers": [{
+            "name": "train" if component == "training" else "compress",
+            "image": image,
+            "command": command,
+            "args": ["--config", f"{c.CONFIG_MOUNT}/job.json"],
+            "env": [{"name": "MODELOPS_PVC_ROOT", "value": c.PVC_ROOT}, {"name": "HOME", "value": "/tmp"}] + env,
+            "resources": resources,
+            "volumeMounts": mounts,
+            "securityContext": RESTRICTED_CONTAINER_SECURITY,
+            # The stage report travels as the termination message; a crash without one still says why.
+            "terminationMessagePath": jobconfig.DEFAULT_REPORT_PATH,
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+        }],
+        "volumes": volumes,
+    }
+    for key, value in (("nodeSelector", spec.node_selector), ("affinity", spec.affinity),
+                       ("priorityClassName", spec.priority_class_name)):
+        if value:
+            pod_spec[key] = value
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    job_spec: dict[str, Any] = {
+        "backoffLimit": backoff_limit,
+        "completions": workers,
+        "parallelism": workers,
+        "template": {"metadata": {"labels": pod_labels, "annotations": dict(spec.pod_annotations or {})},
+                     "spec": pod_spec},
+    }
+    if workers > 1:
+        job_spec["completionMode"] = "Indexed"
+        pod_spec["subdomain"] = workers_service_name(name)
+    if spec.active_deadline_seconds:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": metadata(owner, name, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt)}),
+            "spec": job_spec}
+
+
+def worker_hosts(job_name: str, namespace: str, workers: int) -> str:
+    """Pod i of an Indexed Job with subdomain S is reachable as <job>-<i>.<S>."""
+    svc = workers_service_name(job_name)
+    return ",".join(f"{job_name}-{i}.{svc}.{namespace}.svc:{c.WORKER_PORT}" for i in range(workers))
+
+
+def build_training_job(spec: Spec, owner: Owner, images: Images, version: str, attempt: int) -> dict[str, Any]:
+    name = training_job_name(owner, version, attempt)
+    env = []
+    if spec.workers > 1:
+        # The trainer builds TF_CONFIG from these and JOB_COMPLETION_INDEX, which Kubernetes sets.
+        env.append({"name": "MODELOPS_WORKER_HOSTS", "value": worker_hosts(name, owner.namespace, spec.workers)})
+    return _job(spec, owner, name=name, component="training", version=version, attempt=attempt,
+                image=spec.training_image or images.training, command=["modelops-train"],
+                workers=spec.workers, gpus=spec.gpus_per_worker, env=env, backoff_limit=spec.backoff_limit)
+
+
+def build_workers_service(owner: Owner, job_name: str, version: str) -> dict[str, Any]:
+    """Headless Service giving each worker pod of a multi-worker Job a stable DNS name."""
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": metadata(owner, workers_service_name(job_name), "training", **{c.LABEL_VERSION: version}),
+            "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
+                     "selector": {"batch.kubernetes.io/job-name": job_name},
+                     "ports": [{"name": "grpc", "port": c.WORKER_PORT, "targetPort": c.WORKER_PORT}]}}
+
+
+def build_compression_job(spec: Spec, owner: Owner, images: Images, version: str) -> dict[str, Any]:
+    return _job(spec, owner, name=compression_job_name(owner, version), component="compression",
+                version=version, attempt=1, image=spec.training_image or images.training,
+                command=["modelops-compress"], workers=1, gpus=0, env=[], backoff_limit=spec.backoff_limit)
+
+
+# --- serving -----------------------------------------------------------------------------
+
+def serving_selector(owner: Owner) -> dict[str, str]:
+    return {"app.kubernetes.io/instance": owner.name, "app.kubernetes.io/component": "serving"}
+
+
+def serving_env(spec: Spec, owner: Owner, version: str, servable: str) -> list[dict[str, str]]:
+    """The serving image's environment contract (see docs/serving.md)."""
+    return [{"name": "MODELOPS_MODEL_DIR", "value": f"{c.MODELS_MOUNT}/{version}"},
+            {"name": "MODELOPS_MODEL_NAME", "value": owner.name},
+            {"name": "MODELOPS_SERVABLE", "value": servable},
+            {"name": "MODELOPS_HOST", "value": "0.0.0.0"},
+            {"name": "MODELOPS_PORT", "value": str(c.SERVING_PORT)},
+            {"name": "MODELOPS_MAX_BATCH_SIZE", "value": str(spec.max_batch_size)},
+            {"name": "MODELOPS_MAX_LATENCY_MS", "value": str(spec.max_latency_ms)}]
+
+
+def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: str,
+                             servable: str) -> dict[str, Any]:
+    """The inference Deployment serving `version` ("tflite" or "savedModel" servable).
+
+    A new version rolls out with maxUnavailable 0, so the old pods serve until new ones are
+    Ready; with autoscaling the HPA owns `replicas`, so it is left out.
+    """
+    image = spec.serving_image or images.serving
+    pod_labels = {**labels(owner, "serving"), c.LABEL_VERSION: version}
+    probe = {"httpGet": {"port": "http"}, "periodSeconds": 5, "timeoutSeconds": 2}
+    volumes, mounts = _claim_volumes(spec, read_only_storage=True)
+    storage_mounts = [m for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": serving_selector(owner)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "revisionHistoryLimit": 5,
+        "template": {
+            "metadata": {"labels": pod_labels},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "securityContext": RESTRICTED_POD_SECURITY,
+                "terminationGracePeriodSeconds": 30,
+                "initContainers": [{
+                    "name": "fetch-model",
+                    "image": image,
+                    "command": ["modelops-fetch"],
+                    "args": ["--source", version_path(spec, owner, version), "--dest", f"{c.MODELS_MOUNT}/{version}"],
+                    "volumeMounts": storage_mounts + [{"name": "models", "mountPath": c.MODELS_MOUNT}],
+                    "securityContext": RESTRICTED_CONTAINER_SECURITY,
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                }],
+                "containers": [{
+                    "name": "server",
+                    "image": image,
+                    "command": ["modelops-serve"],
+                    "env": serving_env(spec, owner, version, servable),
+                    "ports": [{"name": "http", "containerPort": c.SERVING_PORT, "protocol": "TCP"}],
+                    "readinessProbe": {**probe, "httpGet": {"path": "/v2/health/ready", "port": "http"}},
+                    "livenessProbe": {**probe, "httpGet": {"path": "/v2/health/live", "port": "http"},
+                                      "failureThreshold": 6},
+                    "resources": spec.serving_resources or {},
+                    "volumeMounts": [{"name": "models", "mountPath": c.MODELS_MOUNT, "readOnly": True},
+                                     {"name": "tmp", "mountPath": "/tmp"}],
+                    "securityContext": RESTRICTED_CONTAINER_SECURITY,
+                }],
+                "volumes": [v for v in volumes if v["persistentVolumeClaim"]["claimName"] == spec.storage_claim]
+                + [{"name": "models", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+            },
+        },
+    }
+    if not spec.autoscaling:
+        deployment_spec["replicas"] = spec.replicas
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": metadata(owner, serving_name(owner), "serving"), "spec": deployment_spec}
+
+
+def build_serving_service(owner: Owner) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(owner, serving_name(owner), "serving"),
+            "spec": {"selector": serving_selector(owner),
+                     "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}
+
+
+def build_hpa(spec: Spec, owner: Owner) -> dict[str, Any]:
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": metadata(owner, serving_name(owner), "serving"),
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": serving_name(owner)},
+                     "minReplicas": spec.autoscaling_min, "maxReplicas": spec.autoscaling_max,
+                     "metrics": [{"type": "Resource", "resource": {
+                         "name": "cpu", "target": {"type": "Utilization",
+                                                   "averageUtilization": spec.autoscaling_cpu}}}]}}
+
+
+def wants_pdb(spec: Spec) -> bool:
+    return (spec.autoscaling_min if spec.autoscaling else spec.replicas) > 1
+
+
+def build_pdb(owner: Owner) -> dict[str, Any]:
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": metadata(owner, serving_name(owner), "serving"),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": serving_selector(owner)}}}
+
+
+def build_serving_objects(spec: Spec, owner: Owner, images: Images, version: str,
+                          servable: str) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Everything serving needs, and the (kind, name) of serving objects that must not exist."""
+    wanted = [build_serving_deployment(spec, owner, images, version, servable), build_serving_service(owner)]
+    unwanted = []
+    for present, obj, kind in ((spec.autoscaling, build_hpa(spec, owner) if spec.autoscaling else None,
+                                "HorizontalPodAutoscaler"),
+                               (wants_pdb(spec), build_pdb(owner), "PodDisruptionBudget")):
+        if present:
+            wanted.append(obj)
+        else:
+            unwanted.append((kind, serving_name(owner)))
+    return wanted, unwanted
+
+
+def cleanup_job_name(owner: Owner) -> str:
+    return f"{owner.name}-cleanup-{owner.uid[:8]}"
+
+
+def build_cleanup_job(spec: Spec, owner: Owner, images: Images) -> dict[str, Any]:
+    """A Job that deletes the model's versions from storage, for a ModelDeployment being deleted.
+
+    It has no owner reference on purpose: the owner is going away, and the Job must outlive it
+    long enough to finish; ttlSecondsAfterFinished removes it afterwards.
+    """
+    target = str(jobconfig.version_dir(storage_root(spec), owner.namespace, owner.name, "")).rstrip("/")
+    volumes, mounts = _claim_volumes(spec, read_only_storage=False)
+    storage = [m for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
+    meta = metadata(owner, cleanup_job_name(owner), "cleanup")
+    del meta["ownerReferences"]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": {
+        "backoffLimit": 2, "ttlSecondsAfterFinished": 600, "activeDeadlineSeconds": 600,
+        "template": {"metadata": {"labels": labels(owner, "cleanup"),
+                                  "annotations": dict(spec.pod_annotations or {})},
+                     "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
+                              "securityContext": RESTRICTED_POD_SECURITY,
+                              "containers": [{
+                                  "name": "cleanup", "image": spec.training_image or images.training,
+                                  "command": ["python", "-c",
+                                              "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)",
+                                              target],
+                                  "volumeMounts": storage, "securityContext": RESTRICTED_CONTAINER_SECURITY}],
+                              "volumes": [v for v in volumes
+                                          if v["persistentVolumeClaim"]["claimName"] == spec.storage_claim]}}}}

@@ -1,0 +1,29 @@
+"""Names shared by every operator module: the API coordinates, label keys, annotation prefix."""
+GROUP = "modelops.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ModelDeployment"
+PLURAL = "modeldeployments"
+
+FIELD_MANAGER = "modelops-operator"
+# kopf's own bookkeeping lives in annotations under this prefix, so status holds only documented fields.
+ANNOTATION_PREFIX = GROUP
+FINALIZER = f"{GROUP}/artifacts"
+
+LABEL_MODEL = f"{GROUP}/model-deployment"
+LABEL_VERSION = f"{GROUP}/model-version"
+LABEL_ATTEMPT = f"{GROUP}/attempt"
+LABEL_STAGE = f"{GROUP}/stage"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "modelops"
+
+DEFAULT_TRAINING_IMAGE = "ghcr.io/modelops/modelops-training:0.1.0"
+DEFAULT_SERVING_IMAGE = "ghcr.io/modelops/modelops-serving:0.1.0"
+
+# Where pods see storage: pvc://<claim>/<path> is mounted at PVC_ROOT/<claim>.
+PVC_ROOT = "/mnt/pvc"
+CONFIG_MOUNT = "/etc/modelops"
+MODELS_MOUNT = "/models"
+WORKER_PORT = 2222
+SERVING_PORT = 8080
+HISTORY_LIMIT = 20

@@ -1,0 +1,369 @@
+"""Reconcile planning: from a ModelDeployment and its observed children to what should happen.
+
+Pure. The kopf handlers observe (read Jobs, pods, the serving Deployment), call `plan`, then
+carry the plan out (apply and delete objects, patch status, post events). Everything the plan
+needs to resume after an operator restart is in the resource's status (`status.pipeline`) and
+in the deterministic names of the children, never in the operator's memory.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from modelops_contracts.report import REASON_BY_EXIT_CODE, ReportError, StageReport, decode
+
+from . import builders as b
+from . import constants as c
+from . import policy
+from .conditions import set_condition
+from .spec import Spec
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A stage Job as observed: its outcome and, once finished, what its chief pod said."""
+    active: bool = True
+    succeeded: bool = False
+    failed: bool = False
+    report: StageReport | None = None
+    failure_reason: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    version: str | None
+    desired: int
+    replicas: int
+    ready: int
+    updated: int
+    rolled_out: bool
+
+
+@dataclass
+class Observed:
+    training_job: JobState | None = None      # None: the Job does not exist
+    compression_job: JobState | None = None
+    deployment: DeploymentState | None = None
+
+
+@dataclass
+class Plan:
+    apply: list[dict[str, Any]] = field(default_factory=list)          # create-or-adopt / server-side apply
+    create_only: list[dict[str, Any]] = field(default_factory=list)    # immutable objects: create, or adopt as is
+    delete: list[tuple[str, str]] = field(default_factory=list)        # (kind, name)
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)   # (type, reason, message)
+
+
+# --- reading what pods and Jobs say (pure helpers over API dicts) --------------------------
+
+def job_state(job: Mapping[str, Any] | None, pods: list[Mapping[str, Any]]) -> JobState | None:
+    """Condense a Job and its pods into a JobState; the chief is the pod with completion index 0."""
+    if job is None:
+        return None
+    conditions = {x.get("type"): x for x in (job.get("status") or {}).get("conditions") or []
+                  if x.get("status") == "True"}
+    succeeded = "Complete" in conditions
+    failed = "Failed" in conditions
+    report, reason, message = None, None, None
+    for pod in _chief_first(pods, succeeded):
+        terminated = _terminated(pod)
+        if terminated is None:
+            continue
+        try:
+            report = decode(terminated.get("message") or "")
+        except ReportError:
+            report = None
+        if failed or not succeeded:
+            code = terminated.get("exitCode")
+            reason = (REASON_BY_EXIT_CODE.get(code) or terminated.get("reason") or "Error")
+            text = (terminated.get("message") or "").strip().splitlines()
+            message = f"pod {pod['metadata']['name']} exited with code {code} ({terminated.get('reason') or 'Error'})"
+            if report is None and text:
+                message += f": {text[-1][:300]}"
+        break
+    if failed and reason is None:
+        job_condition = conditions["Failed"]
+        reason = job_condition.get("reason") or "JobFailed"
+        message = job_condition.get("message") or "the Job failed"
+    return JobState(active=not (succeeded or failed), succeeded=succeeded, failed=failed, report=report,
+                    failure_reason=reason, failure_message=message)
+
+
+def _chief_first(pods: list[Mapping[str, Any]], succeeded: bool) -> list[Mapping[str, Any]]:
+    def key(pod: Mapping[str, Any]) -> tuple:
+        meta = pod.get("metadata") or {}
+        index = (meta.get("annotations") or {}).get("batch.kubernetes.io/job-completion-index", "0")
+        phase = (pod.get("status") or {}).get("phase")
+        # For a succeeded Job, the chief's successful pod; for a failed one, the newest failure.
+        wanted = "Succeeded" if succeeded else "Failed"
+        return (index != "0", phase != wanted, _negated_time(meta.get("creationTimestamp") or ""))
+    return sorted(pods, key=key)
+
+
+def _negated_time(ts: str) -> tuple[int, ...]:
+    return tuple(-int(x) for x in re.findall(r"\d+", ts))
+
+
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if terminated:
+            return terminated
+    return None
+
+
+def deployment_state(deployment: Mapping[str, Any] | None) -> DeploymentState | None:
+    if deployment is None:
+        return None
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    desired = spec.get("replicas", 1)
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    generation_seen = status.get("observedGeneration", 0) >= (deployment.get("metadata") or {}).get("generation", 0)
+    updated = status.get("updatedReplicas", 0)
+    replicas = status.get("replicas", 0)
+    ready = status.get("readyReplicas", 0)
+    available = status.get("availableReplicas", 0)
+    rolled_out = generation_seen and updated >= desired and replicas <= updated and available >= min(desired, 1)
+    return DeploymentState(version=labels.get(c.LABEL_VERSION), desired=desired, replicas=replicas, ready=ready,
+                           updated=updated, rolled_out=rolled_out)
+
+
+# --- the run: which version and attempt the pipeline is on ----------------------------------
+
+def version_number(version: str | None) -> int:
+    m = re.fullmatch(r"v(\d+)", version or "")
+    return int(m.group(1)) if m else 0
+
+
+def current_run(status: Mapping[str, Any], spec: Spec, now: str, owner: b.Owner) -> tuple[dict[str, Any], bool]:
+    """The pipeline run for this spec: the one in status, or a new version when the spec changed.
+
+    Returns (run, is_new).
+    """
+    run = copy.deepcopy(status.get("pipeline") or {})
+    if run.get("specHash") == spec.version_hash and run.get("version"):
+        return run, False
+    known = [version_number(status.get("latestVersion")), version_number(run.get("version"))]
+    known += [version_number(h.get("version")) for h in status.get("history") or []]
+    version = f"v{max(known) + 1}"
+    return {"version": version, "attempt": 1, "stage": "train", "specHash": spec.version_hash,
+            "startedAt": now, "seed": b.attempt_seed(owner, version, 1)}, True
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Images, now: str) -> Plan:
+    meta, status = body["metadata"], copy.deepcopy(body.get("status") or {})
+    owner = b.Owner(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
+    generation = meta.get("generation", 1)
+    out = Plan()
+    conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
+
+    def condition(type_: str, ok: bool | None, reason: str, message: str) -> None:
+        nonlocal conditions
+        conditions = set_condition(conditions, type_, ok, reason, message, generation, now)
+
+    def event(kind: str, reason: str, message: str) -> None:
+        out.events.append((kind, reason, message))
+
+    history = list(status.get("history") or [])
+
+    def record(version: str, **fields: Any) -> None:
+        nonlocal history
+        entry = next((h for h in history if h.get("version") == version), None)
+        if entry is None:
+            entry = {"version": version}
+            history.insert(0, entry)
+        entry.update({k: v for k, v in fields.items() if v is not None})
+        history = history[:c.HISTORY_LIMIT]
+
+    run, is_new = current_run(status, spec, now, owner)
+    version = run["version"]
+    if is_new:
+        old = status.get("pipeline") or {}
+        if old.get("version") and old.get("stage") not in ("done", "failed"):
+            record(old["version"], outcome="Superseded", finishedAt=now,
+                   message=f"the spec changed; superseded by {version}")
+            for kind, name in _stage_objects(owner, old):
+                out.delete.append((kind, name))
+        record(version, outcome="Training", startedAt=now, attempts=1)
+        event("Normal", "VersionStarted", f"{version}: training started (spec generation {generation})")
+        condition("Trained", False, "Training", f"{version}: training attempt 1")
+        condition("Evaluated", None, "Pending", f"{version}: waiting for training")
+        condition("Compressed", None, "Pending", f"{version}: waiting for evaluation")
+
+    phase, message = "Pending", ""
+    # Stages advance within one pass when a decision is already possible.
+    for _ in range(4):
+        stage = run["stage"]
+        if stage == "train":
+            attempt = run["attempt"]
+            job_name = b.training_job_name(owner, version, attempt)
+            cfg = b.build_job_config(spec, owner, "train", version, attempt)
+            out.apply.append(b.build_config_map(owner, job_name, cfg, "training"))
+            if spec.workers > 1:
+                out.apply.append(b.build_workers_service(owner, job_name, version))
+            out.create_only.append(b.build_training_job(spec, owner, images, version, attempt))
+            job = observed.training_job
+            if job is None or job.active:
+                phase = "Training" if attempt == 1 else "Retraining"
+                message = f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})"
+                break
+            if job.succeeded and job.report is None:
+                phase, message = "Evaluating", f"{version}: waiting for the stage report of {job_name}"
+                break
+            decision = policy.after_training(spec, attempt, job.report if job.succeeded or job.report else None,
+                                             job.failure_reason, job.failure_message)
+            observed.training_job = None
+            trained_metrics = dict(job.report.metrics) if job.report and job.report.succeeded else {}
+            if isinstance(decision, policy.Compress):
+                run.update(stage="compress", metrics=trained_metrics)
+                condition("Trained", True, "TrainingSucceeded", f"{version}: attempt {attempt} trained")
+                condition("Evaluated", True, "ThresholdMet", f"{version}: {decision.message}")
+                condition("Compressed", False, "Compressing", f"{version}: {spec.compression_method}")
+                record(version, outcome="Compressing", attempts=attempt, metrics=trained_metrics)
+                event("Normal", "Evaluated", f"{version}: {decision.message}")
+                continue
+            if isinstance(decision, policy.Retrain):
+                run.update(attempt=decision.attempt, seed=b.attempt_seed(owner, version, decision.attempt))
+                record(version, outcome="Training", attempts=decision.attempt, metrics=trained_metrics or None)
+                condition("Trained", False, "Retraining", f"{version}: attempt {decision.attempt}")
+                condition("Evaluated", False, decision.reason, decision.message)
+                event("Warning", decision.reason, f"{version}: {decision.message}")
+                continue
+            _fail(run, decision, version, record, event, now, trained_metrics)
+            condition("Trained" if decision.reason != "RetrainsExhausted" else "Evaluated", False,
+                      decision.reason, decision.message)
+            continue
+        if stage == "compress":
+            job_name = b.compression_job_name(owner, version)
+            cfg = b.build_job_config(spec, owner, "compress", version, 1)
+            out.apply.append(b.build_config_map(owner, job_name, cfg, "compression"))
+            out.create_only.append(b.build_compression_job(spec, owner, images, version))
+            job = observed.compression_job
+            if job is None or job.active:
+                phase, message = "Compressing", f"{version}: {spec.compression_method} compression ({job_name})"
+                break
+            if job.succeeded and job.report is None:
+                phase, message = "Compressing", f"{version}: waiting for the stage report of {job_name}"
+                break
+            trained_value = (run.get("metrics") or {}).get(spec.metric)
+            decision = policy.after_compression(spec, job.report, trained_value if trained_value is not None else 0.0,
+                                                job.failure_message)
+            observed.compression_job = None
+            if isinstance(decision, policy.Serve):
+                metrics = dict(run.get("metrics") or {})
+                if job.report and job.report.succeeded:
+                    metrics.update({f"compressed{k[0].upper()}{k[1:]}": v for k, v in job.report.metrics.items()})
+                    for key in ("ratio", "originalBytes", "compressedBytes"):
+                        if isinstance(job.report.compression.get(key), (int, float)):
+                            metrics[f"compression{key[0].upper()}{key[1:]}"] = float(job.report.compression[key])
+                run.update(stage="serve", metrics=metrics, servable=decision.servable)
+                condition("Compressed", decision.servable == "tflite", decision.reason, f"{version}: {decision.message}")
+                record(version, outcome="Deploying", metrics=metrics)
+                event("Normal" if decision.servable == "tflite" else "Warning", decision.reason,
+                      f"{version}: {decision.message}")
+                continue
+            _fail(run, decision, version, record, event, now, None)
+            condition("Compressed", False, decision.reason, decision.message)
+            continue
+        break
+
+    # Serving: runs whatever the pipeline is doing, so the current version serves while a new one trains.
+    served = status.get("modelVersion")
+    target, servable = _serving_target(spec, run, history, served)
+    deployment = observed.deployment
+    if spec.pinned_version and target is None:
+        condition("Ready", False, "UnknownVersion",
+                  f"serving.modelVersion {spec.pinned_version} was never deployed; known: "
+                  + (", ".join(h["version"] for h in history if h.get("servable")) or "none"))
+        event("Warning", "UnknownVersion", f"serving.modelVersion {spec.pinned_version} was never deployed")
+    if target:
+        wanted, unwanted = b.build_serving_objects(spec, owner, images, target, servable)
+        out.apply.extend(wanted)
+        out.delete.extend(unwanted)
+        live = deployment is not None and deployment.version == target and deployment.rolled_out
+        if live:
+            if served != target:
+                event("Normal", "Deployed", f"{target} is serving ({deployment.ready} ready replicas)")
+            served = target
+            condition("Deployed", True, "RolledOut", f"{target} rolled out")
+            if run["stage"] == "serve" and run["version"] == target:
+                run["stage"] = "done"
+                record(target, outcome="Deployed", deployedAt=now, finishedAt=now, servable=servable)
+                for h in history:
+                    if h.get("outcome") == "Deployed" and h["version"] != target:
+                        h["outcome"] = "Superseded"
+        else:
+            condition("Deployed", False, "RollingOut", f"rolling out {target}")
+            if run["stage"] in ("serve", "done") or spec.pinned_version:
+                phase, message = "Deploying", f"rolling out {target}"
+    if run["stage"] == "done" and phase == "Pending":
+        phase, message = "Ready", f"{version} is serving"
+    if run["stage"] == "failed":
+        phase = "Failed"
+        message = run.get("message", "")
+        if served:
+            message += f"; still serving {served}"
+
+    ready_replicas = deployment.ready if deployment else 0
+    desired = deployment.desired if deployment else 0
+    is_ready = bool(served) and ready_replicas > 0 and (not spec.pinned_version or served == spec.pinned_version)
+    if not (spec.pinned_version and target is None):
+        condition("Ready", is_ready, "Serving" if is_ready else "NotServing",
+                  f"{served} serving on {ready_replicas} ready replicas" if is_ready
+                  else "no ready serving replica yet")
+    if phase == "Ready" and not is_ready:
+        phase, message = "Deploying", f"waiting for ready replicas of {served}"
+
+    status.update(
+        phase=phase, message=message, observedGeneration=generation, latestVersion=version,
+        attempts=run["attempt"], pipeline=run, conditions=conditions, history=history,
+        replicas=deployment.replicas if deployment else 0, readyReplicas=ready_replicas,
+        ready=f"{ready_replicas}/{desired}", selector=",".join(f"{k}={v}" for k, v in b.serving_selector(owner).items()),
+    )
+    if served:
+        status["modelVersion"] = served
+        entry = next((h for h in history if h.get("version") == served), {})
+        status["metrics"] = dict(entry.get("metrics") or {})
+        value = status["metrics"].get(spec.metric)
+        status["metricSummary"] = f"{spec.metric}={value:.4g}" if value is not None else ""
+        status["endpoint"] = b.endpoint(owner)
+    if status.get("phase") != (body.get("status") or {}).get("phase"):
+        event("Normal" if phase != "Failed" else "Warning", f"Phase{phase}", message or phase)
+    out.status = status
+    return out
+
+
+def _fail(run: dict, decision: policy.Fail, version: str, record, event, now: str,
+          metrics: dict | None) -> None:
+    run.update(stage="failed", reason=decision.reason, message=f"{version}: {decision.message}")
+    record(version, outcome="Failed", finishedAt=now, message=f"{decision.reason}: {decision.message}",
+           metrics=metrics or None)
+    event("Warning", decision.reason, f"{version}: {decision.message}")
+
+
+def _serving_target(spec: Spec, run: Mapping[str, Any], history: list[Mapping[str, Any]],
+                    served: str | None) -> tuple[str | None, str]:
+    """Which version the serving Deployment should run, and which servable of it."""
+    def servable_of(version: str) -> str:
+        entry = next((h for h in history if h.get("version") == version), {})
+        return entry.get("servable") or "tflite"
+    if spec.pinned_version:
+        known = any(h.get("version") == spec.pinned_version and h.get("servable") for h in history)
+        return (spec.pinned_version, servable_of(spec.pinned_version)) if known else (None, "tflite")
+    if run.get("stage") in ("serve", "done"):
+        return run["version"], run.get("servable") or servable_of(run["version"])
+    if served:
+        return served, servable_of(served)
+    return None, "tflite"
+
+
+def _stage_objects(owner: b.Owner, run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The Jobs of a superseded run, deleted so they stop using the cluster."""
+    version, attempt = run["version"], run.get("attempt", 1)
+    return [("Job", b.training_job_name(owner, version, attempt)), ("Job", b.compression_job_name(owner, version))]

@@ -1,0 +1,218 @@
+"""The ModelDeployment spec as the operator reads it.
+
+The CRD (crds/) is the source of truth for the schema. This module reads the fields the
+operator uses through the FIELDS table, whose paths and defaults a unit test checks against
+the CRD, and re-checks the CRD's cross-field rules so that `modelops run` (no API server)
+refuses what the API server would refuse, with the same field names in its messages.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from modelops_contracts.jobconfig import HIGHER_IS_BETTER
+
+CLASSIFICATION_METRICS = ("accuracy", "auc", "logloss")
+REGRESSION_METRICS = ("mse", "mae", "r2")
+
+# attribute -> (path under spec, default as in the CRD schema or None when it has none)
+FIELDS: dict[str, tuple[str, Any]] = {
+    "template": ("model.template", None),
+    "custom_module": ("model.customModule", None),
+    "model_params": ("model.params", None),
+    "data_uri": ("data.uri", None),
+    "target": ("data.target", None),
+    "features": ("data.features", None),
+    "validation_split": ("data.validationSplit", 0.2),
+    "shuffle_seed": ("data.shuffleSeed", 42),
+    "s3_endpoint": ("data.s3Endpoint", None),
+    "training_image": ("training.image", None),
+    "strategy": ("training.strategy.type", "OneDevice"),
+    "workers": ("training.strategy.workers", 1),
+    "gpus_per_worker": ("training.strategy.gpusPerWorker", 0),
+    "epochs": ("training.hyperparameters.epochs", 10),
+    "batch_size": ("training.hyperparameters.batchSize", 32),
+    "learning_rate": ("training.hyperparameters.learningRate", 0.001),
+    "training_resources": ("training.resources", None),
+    "node_selector": ("training.nodeSelector", None),
+    "tolerations": ("training.tolerations", None),
+    "affinity": ("training.affinity", None),
+    "priority_class_name": ("training.priorityClassName", None),
+    "pod_annotations": ("training.podAnnotations", None),
+    "backoff_limit": ("training.backoffLimit", 2),
+    "active_deadline_seconds": ("training.activeDeadlineSeconds", None),
+    "metric": ("evaluation.metric", None),
+    "threshold_min": ("evaluation.threshold.min", None),
+    "threshold_max": ("evaluation.threshold.max", None),
+    "max_retrains": ("evaluation.maxRetrains", 2),
+    "compression_method": ("compression.method", "dynamic-range"),
+    "pruning_enabled": ("compression.pruning.enabled", False),
+    "pruning_sparsity": ("compression.pruning.targetSparsity", 0.5),
+    "max_degradation": ("compression.maxDegradation", 0.01),
+    "on_degradation": ("compression.onDegradation", "ServeUncompressed"),
+    "serving_image": ("serving.image", None),
+    "replicas": ("serving.replicas", 1),
+    "autoscaling_min": ("serving.autoscaling.minReplicas", 1),
+    "autoscaling_max": ("serving.autoscaling.maxReplicas", None),
+    "autoscaling_cpu": ("serving.autoscaling.targetCPUUtilization", 70),
+    "max_batch_size": ("serving.batching.maxBatchSize", 32),
+    "max_latency_ms": ("serving.batching.maxLatencyMs", 5),
+    "serving_resources": ("serving.resources", None),
+    "pinned_version": ("serving.modelVersion", None),
+    "storage_uri": ("storage.uri", None),
+    "delete_artifacts": ("storage.deleteOnModelDeletion", False),
+}
+REQUIRED = ("template", "data_uri", "metric", "storage_uri")
+# The spec sections whose change makes a new model version; serving changes do not.
+VERSION_SECTIONS = ("model", "data", "training", "evaluation", "compression")
+
+
+class SpecError(ValueError):
+    """A spec the API server would refuse; the message starts with the offending field's path."""
+
+
+def _lookup(spec: Mapping[str, Any], path: str) -> Any:
+    node: Any = spec
+    for key in path.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+@dataclass(frozen=True)
+class Spec:
+    template: str
+    custom_module: str | None
+    model_params: dict | None
+    data_uri: str
+    target: str | None
+    features: list | None
+    validation_split: float
+    shuffle_seed: int
+    s3_endpoint: str | None
+    training_image: str | None
+    strategy: str
+    workers: int
+    gpus_per_worker: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    training_resources: dict | None
+    node_selector: dict | None
+    tolerations: list | None
+    affinity: dict | None
+    priority_class_name: str | None
+    pod_annotations: dict | None
+    backoff_limit: int
+    active_deadline_seconds: int | None
+    metric: str
+    threshold_min: float | None
+    threshold_max: float | None
+    max_retrains: int
+    compression_method: str
+    pruning_enabled: bool
+    pruning_sparsity: float
+    max_degradation: float
+    on_degradation: str
+    serving_image: str | None
+    replicas: int
+    autoscaling_min: int
+    autoscaling_max: int | None
+    autoscaling_cpu: int
+    max_batch_size: int
+    max_latency_ms: int
+    serving_resources: dict | None
+    pinned_version: str | None
+    storage_uri: str
+    delete_artifacts: bool
+    # Hash of the version-defining sections: a new hash means a new model version.
+    version_hash: str
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.autoscaling_max is not None
+
+    @property
+    def task(self) -> str:
+        return "classification" if self.metric in CLASSIFICATION_METRICS else "regression"
+
+    @property
+    def storage_claim(self) -> str:
+        return self.storage_uri[len("pvc://"):].split("/", 1)[0]
+
+    @property
+    def storage_subpath(self) -> str:
+        parts = self.storage_uri[len("pvc://"):].split("/", 1)
+        return parts[1].strip("/") if len(parts) > 1 else ""
+
+    def passes(self, value: float) -> bool:
+        """Whether a metric value meets the evaluation threshold."""
+        if self.threshold_min is not None:
+            return value >= self.threshold_min
+        return value <= self.threshold_max
+
+    @property
+    def threshold_text(self) -> str:
+        return f">= {self.threshold_min}" if self.threshold_min is not None else f"<= {self.threshold_max}"
+
+
+def version_hash(spec: Mapping[str, Any]) -> str:
+    sections = {k: spec.get(k) for k in VERSION_SECTIONS}
+    return hashlib.sha256(json.dumps(sections, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse(spec: Mapping[str, Any]) -> Spec:
+    """Read a ModelDeployment spec (defaulted or not) into a Spec, refusing what the CRD refuses."""
+    if not isinstance(spec, Mapping):
+        raise SpecError("spec: required")
+    values: dict[str, Any] = {}
+    for attr, (path, default) in FIELDS.items():
+        value = _lookup(spec, path)
+        values[attr] = default if value is None else value
+    for attr in REQUIRED:
+        if values[attr] in (None, ""):
+            raise SpecError(f"spec.{FIELDS[attr][0]}: required")
+    if isinstance(values["model_params"], Mapping):
+        values["model_params"] = dict(values["model_params"])
+    parsed = Spec(**values, version_hash=version_hash(spec))
+    _check_cross_field_rules(parsed, spec)
+    return parsed
+
+
+def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
+    """The CRD's x-kubernetes-validations, in the same words (a unit test keeps them aligned)."""
+    def fail(path: str, message: str) -> None:
+        raise SpecError(f"spec.{path}: {message}")
+
+    if s.template == "mlp-classifier" and s.metric not in CLASSIFICATION_METRICS:
+        fail("evaluation.metric", "evaluation.metric must be a classification metric (accuracy, auc, logloss) "
+                                  "for template mlp-classifier")
+    if s.template in ("linear-regression", "mlp-regressor") and s.metric not in REGRESSION_METRICS:
+        fail("evaluation.metric", "evaluation.metric must be a regression metric (mse, mae, r2) for a regression template")
+    if s.template != "custom" and not s.data_uri.startswith("builtin:") and not s.target:
+        fail("data", "data.target is required unless the data is a bundled builtin: dataset or the template is custom")
+    if (s.threshold_min is None) == (s.threshold_max is None):
+        fail("evaluation.threshold", "exactly one of evaluation.threshold.min and evaluation.threshold.max must be set")
+    if s.metric in HIGHER_IS_BETTER and s.threshold_min is None:
+        fail("evaluation.threshold", "evaluation.threshold.min must be used with a higher-is-better metric (r2, accuracy, auc)")
+    if s.metric not in HIGHER_IS_BETTER and s.threshold_max is None:
+        fail("evaluation.threshold", "evaluation.threshold.max must be used with a lower-is-better metric (mse, mae, logloss)")
+    if s.template == "custom" and not s.custom_module:
+        fail("model.customModule", "model.customModule is required when model.template is custom")
+    if s.custom_module and s.template != "custom":
+        fail("model.customModule", "model.customModule is only allowed when model.template is custom")
+    if s.workers > 1 and s.strategy != "MultiWorkerMirrored":
+        fail("training.strategy.workers", "strategy.workers greater than 1 requires strategy.type MultiWorkerMirrored")
+    if s.strategy == "OneDevice" and s.gpus_per_worker > 1:
+        fail("training.strategy.gpusPerWorker", "strategy.gpusPerWorker above 1 requires Mirrored or "
+                                                "MultiWorkerMirrored (OneDevice uses one device)")
+    if s.compression_method == "none" and s.pruning_enabled:
+        fail("compression.pruning.enabled", "compression.pruning requires a compression.method other than none")
+    if _lookup(raw, "serving.autoscaling") is not None and s.autoscaling_max is None:
+        fail("serving.autoscaling.maxReplicas", "Required value")
+    if s.autoscaling and s.autoscaling_min > s.autoscaling_max:
+        fail("serving.autoscaling.minReplicas", "serving.autoscaling.minReplicas must not exceed "
+                                                "serving.autoscaling.maxReplicas")

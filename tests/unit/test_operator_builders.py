@@ -1,0 +1,99 @@
+"""The objects the operator creates, built from a spec without any I/O."""
+import copy
+
+from modelops_contracts import jobconfig
+from modelops_operator import builders as b
+from modelops_operator.spec import parse
+from operator_samples import example
+
+OWNER = b.Owner(namespace="ml", name="digits", uid="uid-1")
+IMAGES = b.Images(training="train:1", serving="serve:1")
+
+
+def assert_restricted(pod_spec):
+    assert pod_spec["securityContext"]["runAsNonRoot"] is True
+    assert pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod_spec.get("initContainers", []) + pod_spec["containers"]:
+        sc = container["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["readOnlyRootFilesystem"] is True
+
+
+def assert_owned(obj):
+    assert obj["metadata"]["ownerReferences"] == [OWNER.reference()]
+    labels = obj["metadata"]["labels"]
+    for key in ("name", "instance", "component", "part-of", "managed-by"):
+        assert f"app.kubernetes.io/{key}" in labels
+
+
+def test_single_device_training_job():
+    spec = parse(example("digits-classifier")["spec"])
+    job = b.build_training_job(spec, OWNER, IMAGES, "v1", 1)
+    assert job["metadata"]["name"] == "digits-train-v1-a1"
+    assert_owned(job)
+    pod = job["spec"]["template"]["spec"]
+    assert_restricted(pod)
+    assert "completionMode" not in job["spec"] and job["spec"]["completions"] == 1
+    assert pod["containers"][0]["command"] == ["modelops-train"]
+    assert pod["containers"][0]["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
+    assert "tolerations" not in pod
+
+
+def test_multi_worker_training_is_an_indexed_job_with_stable_worker_hosts():
+    spec = parse(example("diabetes-multiworker")["spec"])
+    job = b.build_training_job(spec, OWNER, IMAGES, "v2", 3)
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 2
+    pod = job["spec"]["template"]["spec"]
+    assert pod["subdomain"] == "digits-train-v2-a3-workers"
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["MODELOPS_WORKER_HOSTS"] == ("digits-train-v2-a3-0.digits-train-v2-a3-workers.ml.svc:2222,"
+                                            "digits-train-v2-a3-1.digits-train-v2-a3-workers.ml.svc:2222")
+    svc = b.build_workers_service(OWNER, "digits-train-v2-a3", "v2")
+    assert svc["spec"]["clusterIP"] == "None" and svc["metadata"]["name"] == pod["subdomain"]
+
+
+def test_gpu_training_requests_gpus_and_tolerates_the_gpu_taint():
+    spec = parse(example("gpu-mirrored")["spec"])
+    pod = b.build_training_job(spec, OWNER, IMAGES, "v1", 1)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+
+
+def test_the_job_config_is_the_contract_the_trainer_reads():
+    spec = parse(example("gpu-mirrored")["spec"])
+    cfg = b.build_job_config(spec, OWNER, "train", "v4", 2)
+    back = jobconfig.JobConfig.from_dict(cfg.to_dict())
+    assert back == cfg
+    assert back.storage_root == "/mnt/pvc/models/team-a"
+    assert str(back.version_dir) == "/mnt/pvc/models/team-a/ml/digits/v4"
+    assert back.compression.pruning_sparsity == 0.5 and back.training.attempt == 2
+    assert cfg.training.seed != b.build_job_config(spec, OWNER, "train", "v4", 3).training.seed
+
+
+def test_serving_rolls_out_without_unavailability_and_lets_the_hpa_own_replicas():
+    spec = parse(example("digits-classifier")["spec"])
+    deploy = b.build_serving_deployment(spec, OWNER, IMAGES, "v3", "tflite")
+    assert_owned(deploy)
+    assert deploy["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert deploy["spec"]["replicas"] == 2
+    pod = deploy["spec"]["template"]["spec"]
+    assert_restricted(pod)
+    assert pod["initContainers"][0]["args"] == ["--source", "/mnt/pvc/models/ml/digits/v3", "--dest", "/models/v3"]
+    assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    auto = parse(example("diabetes-multiworker")["spec"])
+    assert "replicas" not in b.build_serving_deployment(auto, OWNER, IMAGES, "v1", "tflite")["spec"]
+    hpa = b.build_hpa(auto, OWNER)
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
+
+
+def test_a_pdb_exists_only_when_more_than_one_replica_serves():
+    raw = example("linear-regression")["spec"]
+    wanted, unwanted = b.build_serving_objects(parse(raw), OWNER, IMAGES, "v1", "tflite")
+    assert [o["kind"] for o in wanted] == ["Deployment", "Service"]
+    assert ("PodDisruptionBudget", "digits") in unwanted and ("HorizontalPodAutoscaler", "digits") in unwanted
+    raw = copy.deepcopy(raw)
+    raw["serving"]["replicas"] = 3
+    wanted, _ = b.build_serving_objects(parse(raw), OWNER, IMAGES, "v1", "tflite")
+    assert [o["kind"] for o in wanted] == ["Deployment", "Service", "PodDisruptionBudget"]

@@ -1,0 +1,154 @@
+"""Reconcile planning, scenario by scenario: observed children in, objects, status and events out."""
+from modelops_contracts.report import StageReport, encode
+from modelops_operator import builders as b
+from modelops_operator import pipeline as p
+from modelops_operator.conditions import get_condition
+from modelops_operator.spec import parse
+from operator_samples import body
+
+IMAGES = b.Images()
+NOW = "2026-11-29T12:00:00Z"
+
+
+def step(md, observed=None):
+    plan = p.plan(md, parse(md["spec"]), observed or p.Observed(), IMAGES, NOW)
+    md["status"] = plan.status
+    return plan
+
+
+def finished(stage, **metrics):
+    return p.JobState(active=False, succeeded=True,
+                      report=StageReport(stage=stage, succeeded=True, version="v1", metrics=metrics,
+                                         compression={"ratio": 3.8} if stage == "compress" else {}))
+
+
+def rolled_out(version, ready=2):
+    return p.DeploymentState(version=version, desired=2, replicas=ready, ready=ready, updated=ready, rolled_out=True)
+
+
+def kinds(plan):
+    return sorted(f"{o['kind']}/{o['metadata']['name']}" for o in plan.apply + plan.create_only)
+
+
+def test_happy_path_train_compress_deploy_ready():
+    md = body()
+    plan = step(md)
+    assert kinds(plan) == ["ConfigMap/digits-train-v1-a1-config", "Job/digits-train-v1-a1"]
+    assert md["status"]["phase"] == "Training" and md["status"]["latestVersion"] == "v1"
+    assert ("Normal", "VersionStarted") in [e[:2] for e in plan.events]
+
+    plan = step(md, p.Observed(training_job=finished("train", accuracy=0.95)))
+    assert "Job/digits-compress-v1" in kinds(plan) and md["status"]["phase"] == "Compressing"
+    assert get_condition(md["status"]["conditions"], "Evaluated")["status"] == "True"
+
+    plan = step(md, p.Observed(compression_job=finished("compress", accuracy=0.948)))
+    assert {"Deployment/digits", "Service/digits", "PodDisruptionBudget/digits"} <= set(kinds(plan))
+    assert md["status"]["phase"] == "Deploying"
+    assert get_condition(md["status"]["conditions"], "Compressed")["status"] == "True"
+
+    plan = step(md, p.Observed(deployment=rolled_out("v1")))
+    status = md["status"]
+    assert status["phase"] == "Ready" and status["modelVersion"] == "v1"
+    assert status["metrics"]["accuracy"] == 0.95 and status["metrics"]["compressedAccuracy"] == 0.948
+    assert status["metrics"]["compressionRatio"] == 3.8
+    assert status["metricSummary"] == "accuracy=0.95" and status["ready"] == "2/2"
+    assert status["endpoint"] == "http://digits.ml.svc.cluster.local/v1/models/digits:predict"
+    assert status["history"][0]["outcome"] == "Deployed"
+    assert all(c["status"] == "True" for c in status["conditions"])
+    assert ("Normal", "Deployed") in [e[:2] for e in plan.events]
+
+    again = step(md, p.Observed(deployment=rolled_out("v1")))
+    assert again.events == [] and md["status"] == again.status
+
+
+def test_a_missed_threshold_retrains_with_a_new_job_and_then_fails_when_retrains_run_out():
+    md = body()
+    md["spec"]["evaluation"]["maxRetrains"] = 1
+    step(md)
+    plan = step(md, p.Observed(training_job=finished("train", accuracy=0.5)))
+    assert "Job/digits-train-v1-a2" in kinds(plan) and md["status"]["phase"] == "Retraining"
+    assert md["status"]["attempts"] == 2
+    plan = step(md, p.Observed(training_job=finished("train", accuracy=0.6)))
+    assert md["status"]["phase"] == "Failed" and "no retrains left" in md["status"]["message"]
+    assert md["status"]["history"][0]["outcome"] == "Failed"
+    assert ("Warning", "RetrainsExhausted") in [e[:2] for e in plan.events]
+
+
+def test_a_failed_job_fails_the_pipeline_with_the_pods_reason():
+    md = body()
+    step(md)
+    pod = {"metadata": {"name": "digits-train-v1-a1-x", "creationTimestamp": NOW},
+           "status": {"phase": "Failed", "containerStatuses": [{"state": {"terminated": {
+               "exitCode": 3, "reason": "Error",
+               "message": encode(StageReport(stage="train", succeeded=False, version="v1", reason="BadData",
+                                             message="data.target: column 'y' not found"))}}}]}}
+    job = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}}
+    step(md, p.Observed(training_job=p.job_state(job, [pod])))
+    assert md["status"]["phase"] == "Failed"
+    assert "column 'y' not found" in md["status"]["message"]
+    assert get_condition(md["status"]["conditions"], "Trained")["reason"] == "BadData"
+
+
+def test_a_crashed_pod_without_report_gives_its_exit_code():
+    pod = {"metadata": {"name": "x-1"}, "status": {"phase": "Failed", "containerStatuses": [{"state": {
+        "terminated": {"exitCode": 137, "reason": "OOMKilled", "message": "Killed"}}}]}}
+    state = p.job_state({"status": {"conditions": [{"type": "Failed", "status": "True"}]}}, [pod])
+    assert state.failed and state.report is None and state.failure_reason == "OOMKilled"
+    assert "exited with code 137 (OOMKilled): Killed" in state.failure_message
+
+
+def test_a_training_change_makes_v2_while_v1_keeps_serving():
+    md = body()
+    step(md)
+    step(md, p.Observed(training_job=finished("train", accuracy=0.95)))
+    step(md, p.Observed(compression_job=finished("compress", accuracy=0.95)))
+    step(md, p.Observed(deployment=rolled_out("v1")))
+    md["spec"]["training"]["hyperparameters"]["epochs"] = 20
+    md["metadata"]["generation"] = 2
+    plan = step(md, p.Observed(deployment=rolled_out("v1")))
+    assert "Job/digits-train-v2-a1" in kinds(plan)
+    deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
+    assert deploy["spec"]["template"]["metadata"]["labels"]["modelops.io/model-version"] == "v1"
+    assert md["status"]["phase"] == "Training" and md["status"]["modelVersion"] == "v1"
+    assert get_condition(md["status"]["conditions"], "Ready")["status"] == "True"
+    step(md, p.Observed(training_job=finished("train", accuracy=0.97), deployment=rolled_out("v1")))
+    plan = step(md, p.Observed(compression_job=finished("compress", accuracy=0.97), deployment=rolled_out("v1")))
+    deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
+    assert deploy["spec"]["template"]["metadata"]["labels"]["modelops.io/model-version"] == "v2"
+    assert md["status"]["phase"] == "Deploying" and md["status"]["modelVersion"] == "v1"
+    step(md, p.Observed(deployment=rolled_out("v2")))
+    assert md["status"]["phase"] == "Ready" and md["status"]["modelVersion"] == "v2"
+    assert [h["outcome"] for h in md["status"]["history"]] == ["Deployed", "Superseded"]
+
+
+def test_a_serving_change_patches_serving_without_a_new_version():
+    md = body()
+    for observed in (None, p.Observed(training_job=finished("train", accuracy=0.95)),
+                     p.Observed(compression_job=finished("compress", accuracy=0.95)),
+                     p.Observed(deployment=rolled_out("v1"))):
+        step(md, observed)
+    md["spec"]["serving"]["replicas"] = 5
+    plan = step(md, p.Observed(deployment=rolled_out("v1")))
+    assert not plan.create_only and md["status"]["latestVersion"] == "v1"
+    assert next(o for o in plan.apply if o["kind"] == "Deployment")["spec"]["replicas"] == 5
+
+
+def test_pinning_a_version_rolls_back_and_an_unknown_pin_is_refused():
+    md = body()
+    history = [{"version": "v2", "outcome": "Deployed", "servable": "tflite"},
+               {"version": "v1", "outcome": "Superseded", "servable": "savedModel"}]
+    md["status"] = {"modelVersion": "v2", "latestVersion": "v2", "history": history,
+                    "pipeline": {"version": "v2", "attempt": 1, "stage": "done",
+                                 "specHash": parse(md["spec"]).version_hash}}
+    md["spec"]["serving"]["modelVersion"] = "v1"
+    plan = step(md, p.Observed(deployment=rolled_out("v2")))
+    deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
+    env = {e["name"]: e["value"] for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELOPS_MODEL_DIR"] == "/models/v1" and env["MODELOPS_SERVABLE"] == "savedModel"
+    assert md["status"]["phase"] == "Deploying" and not plan.create_only
+    step(md, p.Observed(deployment=rolled_out("v1")))
+    assert md["status"]["modelVersion"] == "v1" and md["status"]["phase"] == "Ready"
+    md["spec"]["serving"]["modelVersion"] = "v9"
+    plan = step(md, p.Observed(deployment=rolled_out("v1")))
+    assert get_condition(md["status"]["conditions"], "Ready")["reason"] == "UnknownVersion"
+    assert not any(o["kind"] == "Deployment" for o in plan.apply)

@@ -1,0 +1,66 @@
+"""The pipeline policy: the evaluation gate, retrains, and the compression tolerance."""
+import pytest
+
+from modelops_contracts.report import StageReport
+from modelops_operator import policy
+from modelops_operator.spec import parse
+from operator_samples import example
+
+
+def spec(**evaluation):
+    s = example("digits-classifier")["spec"]      # accuracy >= 0.9, maxRetrains 2, int8, tolerance 0.01
+    s["evaluation"].update(evaluation)
+    return parse(s)
+
+
+def trained(accuracy):
+    return StageReport(stage="train", succeeded=True, version="v1", metric="accuracy", metrics={"accuracy": accuracy})
+
+
+def test_a_metric_that_meets_the_threshold_goes_to_compression():
+    assert isinstance(policy.after_training(spec(), 1, trained(0.95)), policy.Compress)
+
+
+def test_a_metric_below_the_threshold_retrains_with_the_next_attempt_until_retrains_run_out():
+    first = policy.after_training(spec(), 1, trained(0.5))
+    assert first == policy.Retrain(attempt=2, reason="ThresholdNotMet", message=first.message)
+    assert "accuracy=0.5 does not meet the threshold >= 0.9" in first.message
+    assert isinstance(policy.after_training(spec(), 2, trained(0.5)), policy.Retrain)
+    last = policy.after_training(spec(), 3, trained(0.5))
+    assert isinstance(last, policy.Fail) and last.reason == "RetrainsExhausted"
+
+
+def test_no_retrains_means_the_first_miss_fails():
+    assert isinstance(policy.after_training(spec(maxRetrains=0), 1, trained(0.5)), policy.Fail)
+
+
+def test_bad_data_is_not_retried_but_a_crash_is():
+    bad = StageReport(stage="train", succeeded=False, version="v1", reason="BadData", message="no column y")
+    decision = policy.after_training(spec(), 1, bad)
+    assert decision == policy.Fail(reason="BadData", message="attempt 1: no column y")
+    oom = policy.after_training(spec(), 1, None, failure_reason="OOMKilled", failure_message="pod exited 137")
+    assert isinstance(oom, policy.Retrain) and oom.reason == "OOMKilled"
+
+
+def compressed(accuracy):
+    return StageReport(stage="compress", succeeded=True, version="v1", metric="accuracy",
+                       metrics={"accuracy": accuracy}, compression={"ratio": 3.9})
+
+
+def test_compression_within_tolerance_serves_the_compressed_model():
+    assert policy.after_compression(spec(), compressed(0.945), 0.95).servable == "tflite"
+
+
+def test_compression_past_tolerance_serves_uncompressed_or_fails_per_policy():
+    s = spec()
+    fallback = policy.after_compression(s, compressed(0.90), 0.95)
+    assert fallback.servable == "savedModel" and fallback.reason == "DegradationExceeded"
+    raw = example("digits-classifier")["spec"]
+    raw["compression"]["onDegradation"] = "Fail"
+    assert isinstance(policy.after_compression(parse(raw), compressed(0.90), 0.95), policy.Fail)
+
+
+@pytest.mark.parametrize("metric, before, after, lost", [
+    ("accuracy", 0.95, 0.94, 0.01), ("mse", 0.10, 0.12, 0.02), ("r2", 0.5, 0.6, -0.1), ("mae", 1.0, 0.9, -0.1)])
+def test_degradation_is_measured_in_the_direction_of_worse(metric, before, after, lost):
+    assert policy.degradation(metric, before, after) == pytest.approx(lost)

@@ -1,0 +1,71 @@
+"""The operator's spec reader agrees with the CRD, the single source of the schema."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelops_operator import spec as specmod
+from operator_samples import ROOT, example
+
+CRD = yaml.safe_load((ROOT / "crds" / "modeldeployments.modelops.io.yaml").read_text())
+SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+
+def schema_at(path: str) -> dict:
+    node = SCHEMA
+    for key in path.split("."):
+        assert "properties" in node and key in node["properties"], f"spec.{path} is not in the CRD schema"
+        node = node["properties"][key]
+    return node
+
+
+@pytest.mark.parametrize("attr", sorted(specmod.FIELDS))
+def test_every_field_the_operator_reads_exists_in_the_crd_with_the_same_default(attr):
+    path, default = specmod.FIELDS[attr]
+    node = schema_at(path)
+    assert node.get("default") == default or (default is None and "default" not in node), \
+        f"spec.{path}: CRD default {node.get('default')!r} but the operator assumes {default!r}"
+
+
+def test_every_cross_field_rule_of_the_crd_has_its_twin_in_the_reader():
+    messages = []
+    def walk(node):
+        for rule in node.get("x-kubernetes-validations") or []:
+            messages.append(rule["message"])
+        for child in (node.get("properties") or {}).values():
+            walk(child)
+    walk(SCHEMA)
+    source = Path(specmod.__file__).read_text().replace('"\n', "").replace(' "', "").replace('"', "")
+    flat = " ".join(source.split())
+    for message in messages:
+        assert " ".join(message.split()) in flat, f"CRD rule without a twin in spec.py: {message}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_parses(path):
+    parsed = specmod.parse(yaml.safe_load(path.read_text())["spec"])
+    assert parsed.storage_claim == "models"
+
+
+def test_serving_changes_keep_the_version_hash_and_training_changes_do_not():
+    spec = example("digits-classifier")["spec"]
+    base = specmod.parse(spec).version_hash
+    spec["serving"]["replicas"] = 7
+    assert specmod.parse(spec).version_hash == base
+    spec["training"]["hyperparameters"]["epochs"] = 99
+    assert specmod.parse(spec).version_hash != base
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda s: s["evaluation"].update(metric="mse", threshold={"max": 1}), "spec.evaluation.metric"),
+    (lambda s: s["evaluation"].update(threshold={"min": 0.1, "max": 0.2}), "spec.evaluation.threshold"),
+    (lambda s: s["training"].update(strategy={"type": "OneDevice", "workers": 2}), "spec.training.strategy.workers"),
+    (lambda s: s["serving"].update(autoscaling={"minReplicas": 5, "maxReplicas": 2}),
+     "spec.serving.autoscaling.minReplicas"),
+    (lambda s: s.pop("storage"), "spec.storage.uri"),
+])
+def test_invalid_specs_are_refused_naming_the_field(change, field):
+    spec = example("digits-classifier")["spec"]
+    change(spec)
+    with pytest.raises(specmod.SpecError, match=field.replace(".", r"\.")):
+        specmod.parse(spec)
