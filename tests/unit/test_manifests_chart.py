@@ -123,6 +123,7 @@ def test_values_yaml_satisfies_its_schema():
     ({"watchNamespaces": ["Not_A_Namespace"]}, "does not match"),
     ({"peering": {"enabled": True, "name": "modelops", "lease": 5}}, "Additional properties"),
     ({"logLevel": "verbose"}, "verbose"),
+    ({"logLevel": "INFO"}, "INFO"),
 ])
 def test_schema_refuses_mistyped_values(change, expected):
     with pytest.raises(jsonschema.ValidationError, match=expected):
@@ -199,7 +200,8 @@ def test_peering_object_matches_the_watch_scope_and_goes_away_with_peering():
     standalone = render("peering.enabled=false")
     assert not by_kind(standalone, "ClusterKopfPeering")
     assert not any(g == "kopf.dev" for g, _, _ in grants(by_kind(standalone, "ClusterRole")[0]["rules"]))
-    assert "--standalone" in by_kind(standalone, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = by_kind(standalone, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not any(a.startswith("--peering") for a in args), "no peering name: the operator runs standalone"
 
 
 def test_more_than_one_replica_requires_peering():
@@ -225,7 +227,7 @@ def test_restricted_check_catches_a_weakened_security_context():
 
 
 def test_operator_pod_probes_health_endpoints_and_gets_its_settings():
-    (deployment,) = by_kind(render("watchNamespaces={ml,team-b}", "logLevel=DEBUG"), "Deployment")
+    (deployment,) = by_kind(render("watchNamespaces={ml,team-b}", "logLevel=debug"), "Deployment")
     spec = pod_spec(deployment)
     (container,) = spec["containers"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
@@ -234,7 +236,7 @@ def test_operator_pod_probes_health_endpoints_and_gets_its_settings():
     assert container["args"] == ["--health-port=8080", "--metrics-port=9090", "--peering=modelops",
                                  "--namespace=ml", "--namespace=team-b"]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["MODELOPS_LOG_LEVEL"] == "DEBUG"
+    assert env["MODELOPS_LOG_LEVEL"] == "debug"
     assert env["MODELOPS_TRAINING_IMAGE"] == load_values()["defaults"]["trainingImage"]
     assert env["MODELOPS_SERVING_IMAGE"] == load_values()["defaults"]["servingImage"]
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
@@ -275,3 +277,21 @@ def test_every_object_carries_the_recommended_labels():
                    "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by",
                    "app.kubernetes.io/version"} - set(labels)
         assert not missing, f"{obj['kind']}/{obj['metadata']['name']} lacks {sorted(missing)}"
+
+
+@pytest.mark.parametrize("values, peering", [(("watchNamespaces={ml,team-b}", "logLevel=debug"), "modelops"),
+                                             (("peering.enabled=false",), "")], ids=["namespaced", "standalone"])
+def test_operator_command_line_parses_the_chart_settings(monkeypatch, values, peering):
+    from modelops_operator.main import parse_args
+
+    (container,) = pod_spec(by_kind(render(*values), "Deployment")[0])["containers"]
+    for var in container["env"]:
+        if "value" in var:
+            monkeypatch.setenv(var["name"], var["value"])
+    args = parse_args(container["args"])
+    expected = load_values()
+    assert (args.health_port, args.metrics_port, args.peering) == (8080, 9090, peering)
+    assert args.namespace == (["ml", "team-b"] if peering else [])
+    assert args.log_level == ("debug" if peering else expected["logLevel"])
+    assert (args.training_image, args.serving_image) == (expected["defaults"]["trainingImage"],
+                                                         expected["defaults"]["servingImage"])
