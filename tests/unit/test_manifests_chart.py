@@ -295,3 +295,10 @@ def test_operator_command_line_parses_the_chart_settings(monkeypatch, values, pe
     assert args.log_level == ("debug" if peering else expected["logLevel"])
     assert (args.training_image, args.serving_image) == (expected["defaults"]["trainingImage"],
                                                          expected["defaults"]["servingImage"])
+
+
+def test_install_guide_values_table_lists_every_value():
+    guide = (REPO_ROOT / "docs" / "install.md").read_text()
+    table = set(re.findall(r"^\| `([\w.]+)` \|", guide, flags=re.MULTILINE))
+    leaves = {".".join(p) for p in schema_leaves(load_schema())}
+    assert table == leaves, f"missing from docs/install.md: {sorted(leaves - table)}; unknown: {sorted(table - leaves)}"
