@@ -82,33 +82,37 @@ def _positive(kind: type):
     return parse
 
 
-def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+def _kind(f) -> type:
+    return {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelops-serve", description="Serve one model version over HTTP.")
     for f in fields(ServerSettings):
-        kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-        env = env_name(f.name)
-        default = environ.get(env, None if f.name in REQUIRED else f.default)
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=default,
-                            type=str if kind is str else _positive(kind),
-                            required=f.name in REQUIRED and default is None,
-                            help=f"{_HELP[f.name]} [env {env}]")
+        default = "required" if f.name in REQUIRED else f"default {f.default}"
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
+                            help=f"{_HELP[f.name]} [env {env_name(f.name)}; {default}]")
     return parser
 
 
 def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerSettings:
     environ = os.environ if environ is None else environ
-    parser = build_parser(environ)
+    parser = build_parser()
     ns = parser.parse_args(argv)
-    values = {}
+    values: dict[str, Any] = {}
     for f in fields(ServerSettings):
-        raw = getattr(ns, f.name)
-        # Defaults taken from the environment arrive as strings: run them through the same type check.
-        action = next(a for a in parser._actions if a.dest == f.name)
+        flag, env = "--" + f.name.replace("_", "-"), env_name(f.name)
+        source, raw = (flag, getattr(ns, f.name)) if getattr(ns, f.name) is not None else (env, environ.get(env))
+        if raw is None:
+            if f.name in REQUIRED:
+                parser.error(f"{flag} (or {env}) is required")
+            values[f.name] = f.default
+            continue
+        kind = _kind(f)
         try:
-            values[f.name] = action.type(raw) if isinstance(raw, str) else raw
+            values[f.name] = raw if kind is str else _positive(kind)(raw)
         except (ValueError, argparse.ArgumentTypeError) as e:
-            parser.error(f"{env_name(f.name)} / --{f.name.replace('_', '-')}: {raw!r} is not a valid {action.type.__name__} ({e})")
-    if values["max_batch_size"] < 1 or values["max_queue"] < 1 or values["max_instances"] < 1 \
-            or values["max_connections"] < 1:
+            parser.error(f"{source}: {raw!r} is not a valid {kind.__name__} ({e})")
+    if min(values["max_batch_size"], values["max_queue"], values["max_instances"], values["max_connections"]) < 1:
         parser.error("max-batch-size, max-queue, max-instances and max-connections must be at least 1")
     return ServerSettings(**values)
