@@ -65,6 +65,7 @@ def publish(staging: Path, version_dir: Path) -> None:
     """Rename the staging directory into place, replacing an earlier copy of the same version."""
     if not (staging / mf.FILENAME).is_file():
         raise StorageError(f"storage: refusing to publish {version_dir.name} without a manifest")
+    make_readable(staging)
     old = None
     if version_dir.exists():
         old = version_dir.parent / f".{version_dir.name}.replaced-{uuid.uuid4().hex[:8]}"
@@ -72,6 +73,13 @@ def publish(staging: Path, version_dir: Path) -> None:
     os.rename(staging, version_dir)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def make_readable(root: Path) -> None:
+    """Temporary files are created 0600; the serving pods may read the version as another user."""
+    root.chmod(0o755)
+    for p in root.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
 
 
 def write_json(path: Path, data: Any) -> None:
