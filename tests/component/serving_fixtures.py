@@ -8,10 +8,21 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Iterator
 
+import httpx
 import numpy as np
+import pytest
 
 from modelops_contracts.manifest import Manifest
 
@@ -76,3 +87,111 @@ def build_version_dir(root: Path, task: str, *, tflite: bool = True, hidden: int
     manifest.add_files(root, sorted(servables.values()))
     manifest.write(root)
     return root
+
+
+# --- the real server process ------------------------------------------------------------------------
+
+
+SERVE = Path(sys.executable).parent / "modelops-serve"   # the image's entrypoint
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def poll(condition, *, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    def get(self, path: str, **kw) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=10, **kw)
+
+    def post(self, path: str, **kw) -> httpx.Response:
+        return httpx.post(self.url + path, timeout=10, **kw)
+
+    def log_text(self) -> str:
+        return self.log.read_text()
+
+    def status(self, path: str) -> int | None:
+        try:
+            return self.get(path).status_code
+        except httpx.TransportError:
+            return None
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        poll(lambda: self.status("/v2/health/ready") == 200, timeout=timeout, what=f"readiness; log:\n{self.log_text()}")
+
+
+@contextmanager
+def running_server(model_dir: Path, name: str, log_dir: Path, **settings) -> Iterator[ServerProcess]:
+    """`modelops-serve` on a free 127.0.0.1 port, configured through environment variables as in a pod."""
+    port = free_port()
+    env = {**os.environ, "MODELOPS_MODEL_DIR": str(model_dir), "MODELOPS_MODEL_NAME": name,
+           "MODELOPS_PORT": str(port), "MODELOPS_HOST": "127.0.0.1"}
+    env.update({f"MODELOPS_{key.upper()}": str(value) for key, value in settings.items()})
+    log = Path(log_dir) / f"serve-{name}-{port}.log"
+    with open(log, "wb") as sink:
+        process = subprocess.Popen([str(SERVE)], env=env, stdout=sink, stderr=subprocess.STDOUT)
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", log)
+    try:
+        poll(lambda: process.poll() is not None or server.status("/v2/health/live") == 200, timeout=60,
+             what="the server to listen")
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{server.log_text()}")
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def cached_version_dir(tmp_path_factory, task: str) -> Path:
+    """One model per task per test session, shared by every module that asks."""
+    root = tmp_path_factory.getbasetemp() / "serving-models" / task
+    if not (root / "manifest.json").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        build_version_dir(root, task)
+    return root
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory) -> Path:
+    return cached_version_dir(tmp_path_factory, "classification")
+
+
+@pytest.fixture(scope="session")
+def regression_dir(tmp_path_factory) -> Path:
+    return cached_version_dir(tmp_path_factory, "regression")
+
+
+def reference_outputs(model_dir: Path, rows: np.ndarray) -> np.ndarray:
+    """What the TFLite model answers, row by row, in this process: the truth the server must return."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(Path(model_dir) / "model.tflite"))
+    interpreter.allocate_tensors()
+    i, o = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+    out = []
+    for row in rows.astype(np.float32):
+        interpreter.set_tensor(i, row[None, :])
+        interpreter.invoke()
+        out.append(interpreter.get_tensor(o)[0])
+    return np.array(out)
