@@ -43,11 +43,13 @@ def _compress(config: JobConfig) -> StageReport:
     model = export.load(root)
     before = metrics.evaluate(prepared.task, prepared.y_val, model.predict(prepared.x_val, verbose=0))
     method, sparsity = config.compression.method, config.compression.pruning_sparsity
+    pruned_sparsity = None
     try:
         if sparsity > 0:
             loss = "sparse_categorical_crossentropy" if prepared.task == "classification" else "mse"
             model = conversion.prune(model, sparsity, prepared.x_train, prepared.y_train, loss)
-            log.info("pruned Dense kernels to %.1f%% zeros", 100 * conversion.sparsity_of(model))
+            pruned_sparsity = conversion.sparsity_of(model)
+            log.info("pruned Dense kernels to %.1f%% zeros", 100 * pruned_sparsity)
         float32 = conversion.to_tflite(model, "none", prepared.x_train)
         compressed = float32 if method == "none" else conversion.to_tflite(model, method, prepared.x_train)
         after = metrics.evaluate(prepared.task, prepared.y_val, TFLiteModel(compressed).predict(prepared.x_val))
@@ -62,6 +64,8 @@ def _compress(config: JobConfig) -> StageReport:
                "metric": config.metric, "metricBefore": before[config.metric],
                "metricAfter": after[config.metric],
                "degradation": metrics.degradation(before[config.metric], after[config.metric], higher)}
+    if pruned_sparsity is not None:
+        summary["measuredSparsity"] = round(pruned_sparsity, 4)
     log.info("%s: %d → %d bytes (%.2f×), %s %.4g → %.4g", method, len(float32), len(compressed),
              summary["ratio"], config.metric, before[config.metric], after[config.metric])
     _add_to_version(root, manifest, compressed, summary, after)

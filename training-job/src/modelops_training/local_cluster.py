@@ -1,7 +1,7 @@
 """Multi-worker training on one machine: N worker processes on 127.0.0.1, for `modelops run` and tests.
 
 Each worker is the real `modelops-train` entry point with the same env contract the operator uses on
-an Indexed Job (`MODELOPS_WORKER_HOSTS` + `JOB_COMPLETION_INDEX`, see `distribution.py`). If one worker
+an Indexed Job (`MODELOPS_WORKER_HOSTS` + `JOB_COMPLETION_INDEX`, see `worker_env.py`). If one worker
 fails, the others are stopped at once (a multi-worker all-reduce cannot finish without it); no worker
 process outlives `run_local_workers` or a `LocalCluster` context.
 """
@@ -20,7 +20,7 @@ from modelops_contracts import report
 from modelops_contracts.jobconfig import JobConfig
 from modelops_contracts.report import StageReport
 
-from . import distribution
+from . import worker_env
 
 STOP_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.1
@@ -62,7 +62,7 @@ class LocalCluster:
         hosts = ",".join(f"127.0.0.1:{port}" for port in free_ports(self.workers))
         for index in range(self.workers):
             self.report_path(index).unlink(missing_ok=True)
-            env = {**os.environ, distribution.WORKER_HOSTS_ENV: hosts, distribution.JOB_INDEX_ENV: str(index)}
+            env = {**os.environ, worker_env.WORKER_HOSTS_ENV: hosts, worker_env.JOB_INDEX_ENV: str(index)}
             env.pop("TF_CONFIG", None)   # it would take precedence over the hosts above
             with open(self.log_path(index), "ab") as log:
                 self.processes.append(subprocess.Popen(

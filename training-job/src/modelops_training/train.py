@@ -17,7 +17,7 @@ from modelops_contracts import manifest as mf
 from modelops_contracts.jobconfig import JobConfig
 from modelops_contracts.report import StageReport
 
-from . import artifacts, data, distribution, export, metrics, pipeline
+from . import artifacts, data, distribution, export, metrics, pipeline, worker_env
 from .errors import BadData, TrainingFailed
 from .progress import EpochLog
 from .stage import run_stage
@@ -33,10 +33,10 @@ def train(config: JobConfig) -> StageReport:
 
 
 def _train(config: JobConfig) -> StageReport:
-    tf_config = distribution.tf_config_from_env(os.environ)
+    tf_config = worker_env.tf_config_from_env(os.environ)
     strategy = distribution.make_strategy(config.training, tf_config)   # first: MWMS must precede any TF op
-    chief = distribution.is_chief(tf_config)
-    label = distribution.task_label(tf_config)
+    chief = worker_env.is_chief(tf_config)
+    label = worker_env.task_label(tf_config)
     spec = config.training
     prepared = data.load(config)
     if len(prepared.x_train) < spec.batch_size:
@@ -88,7 +88,7 @@ def _train(config: JobConfig) -> StageReport:
                                message=f"{label}: trained; the chief writes the artifacts")
         training_info = {"epochsRun": len(epochs), "resumedAtEpoch": epoch_log.resumed_at_epoch,
                          "samplesPerSecond": round(epoch_log.samples_per_second, 1),
-                         "workers": distribution.worker_count(tf_config),
+                         "workers": worker_env.worker_count(tf_config),
                          "replicas": strategy.num_replicas_in_sync, "strategy": spec.strategy}
         with artifacts.staged_version(config.version_dir) as staging:
             _write_version(staging, config, prepared, trained, held_out, epochs, training_info, log_dir)

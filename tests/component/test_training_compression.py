@@ -1,0 +1,107 @@
+"""Compression shrinks the default-size MLPs, keeps their accuracy, and adds a verified TFLite file."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from modelops_contracts import manifest as mf
+from modelops_contracts import report
+from training_fixtures import job_config
+
+from modelops_training import data
+from modelops_training.compress import compress
+from modelops_training.litert import TFLiteModel
+from modelops_training.train import train
+
+pytestmark = pytest.mark.component
+
+
+@pytest.fixture(scope="module")
+def digits_version(tmp_path_factory):
+    config = job_config(tmp_path_factory.mktemp("digits"), training={"epochs": 4})
+    assert train(config).succeeded
+    return config
+
+
+@pytest.fixture(scope="module")
+def diabetes_version(tmp_path_factory):
+    config = job_config(tmp_path_factory.mktemp("diabetes"), metric="mse",
+                        model={"name": "diabetes", "template": "mlp-regressor"},
+                        data={"uri": "builtin:diabetes"}, training={"epochs": 5})
+    assert train(config).succeeded
+    return config
+
+
+def with_method(config, method: str, sparsity: float = 0.0):
+    return dataclasses.replace(config, stage="compress",
+                               compression=dataclasses.replace(config.compression, method=method,
+                                                               pruning_sparsity=sparsity))
+
+
+@pytest.mark.parametrize("method", ["dynamic-range", "int8"])
+@pytest.mark.parametrize("version", ["digits_version", "diabetes_version"])
+def test_quantized_default_mlps_are_at_least_3_5x_smaller_than_float32_tflite(method, version, request):
+    config = request.getfixturevalue(version)
+    result = compress(with_method(config, method))
+    assert result.succeeded, result.message
+    c = result.compression
+    assert c["method"] == method
+    assert c["float32Bytes"] / c["compressedBytes"] >= 3.5
+    assert c["ratio"] == pytest.approx(c["float32Bytes"] / c["compressedBytes"], rel=1e-3)
+
+
+def test_int8_digits_loses_at_most_one_accuracy_point_and_joins_the_manifest(digits_version):
+    result = compress(with_method(digits_version, "int8"))
+    assert result.succeeded, result.message
+    c = result.compression
+    assert c["metric"] == "accuracy"
+    assert c["metricBefore"] - c["metricAfter"] <= 0.01
+    assert c["degradation"] == pytest.approx(c["metricBefore"] - c["metricAfter"])
+    assert result.metrics["accuracy"] == c["metricAfter"]
+
+    manifest = mf.verify(digits_version.version_dir)
+    assert manifest.servables["tflite"] == "model.tflite"
+    assert manifest.files["model.tflite"]["size"] == c["compressedBytes"]
+    assert manifest.extra["compression"]["method"] == "int8"
+    assert "saved_model/saved_model.pb" in manifest.files and "model.keras" in manifest.files
+
+
+def test_tflite_takes_raw_float_features_and_returns_probabilities(digits_version):
+    assert compress(with_method(digits_version, "int8")).succeeded
+    model = TFLiteModel((digits_version.version_dir / "model.tflite").read_bytes())
+    prepared = data.load(digits_version)
+    probabilities = model.predict(prepared.x_val[:7])
+    assert probabilities.shape == (7, 10) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=0.02)
+
+
+def test_regression_degradation_is_the_increase_in_error(diabetes_version):
+    result = compress(with_method(diabetes_version, "float16"))
+    assert result.succeeded, result.message
+    c = result.compression
+    assert c["degradation"] == pytest.approx(c["metricAfter"] - c["metricBefore"])
+    assert c["metricAfter"] == pytest.approx(c["metricBefore"], rel=0.01)
+    assert c["ratio"] > 1.9
+
+
+def test_pruning_zeroes_weights_before_conversion(digits_version):
+    result = compress(with_method(digits_version, "dynamic-range", sparsity=0.5))
+    assert result.succeeded, result.message
+    assert result.compression["measuredSparsity"] >= 0.45
+    assert result.metrics["accuracy"] >= 0.85
+    mf.verify(digits_version.version_dir)
+
+
+def test_compressing_a_version_that_was_never_trained_is_a_storage_error(tmp_path):
+    result = compress(with_method(job_config(tmp_path), "int8"))
+    assert result.exit_code == report.EXIT_STORAGE_ERROR
+    assert "not usable" in result.message and "no manifest" in result.message
+
+
+def test_compressing_with_other_data_than_training_is_refused(digits_version):
+    other = dataclasses.replace(with_method(digits_version, "int8"),
+                                data=dataclasses.replace(digits_version.data, shuffle_seed=7))
+    result = compress(other)
+    assert result.exit_code == report.EXIT_BAD_DATA
+    assert "is not the data version v1 was trained on" in result.message
