@@ -259,7 +259,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                 metrics = dict(run.get("metrics") or {})
                 if job.report and job.report.succeeded:
                     metrics.update({f"compressed{k[0].upper()}{k[1:]}": v for k, v in job.report.metrics.items()})
-                    for key in ("ratio", "originalBytes", "compressedBytes"):
+                    for key in ("ratio", "float32Bytes", "compressedBytes"):
                         if isinstance(job.report.compression.get(key), (int, float)):
                             metrics[f"compression{key[0].upper()}{key[1:]}"] = float(job.report.compression[key])
                 run.update(stage="serve", metrics=metrics, servable=decision.servable)

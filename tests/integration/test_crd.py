@@ -1,0 +1,140 @@
+"""The ModelDeployment CRD as users meet it through the real API server."""
+import copy
+import json
+
+import pytest
+import yaml
+
+from tests.integration.crd_fixtures import crd  # noqa: F401
+from tests.support.kube import REPO_ROOT, kubectl, kubectl_json
+
+EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
+BASE = yaml.safe_load((REPO_ROOT / "examples" / "digits-classifier.yaml").read_text())
+
+
+def test_every_example_applies_and_get_shows_the_columns(crd, namespace):
+    for path in EXAMPLES:
+        kubectl("apply", "-n", namespace, "-f", str(path))
+    out = kubectl("get", "md", "-n", namespace).stdout
+    header = out.splitlines()[0].split()
+    assert header == ["NAME", "PHASE", "VERSION", "METRIC", "READY", "URL", "AGE"]
+    names = {line.split()[0] for line in out.splitlines()[1:]}
+    assert names == {yaml.safe_load(p.read_text())["metadata"]["name"] for p in EXAMPLES}
+
+
+def test_the_api_server_fills_in_defaults(crd, namespace):
+    md = {"apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "minimal"},
+          "spec": {"model": {"template": "linear-regression"}, "data": {"uri": "builtin:linear", "target": "y"},
+                   "evaluation": {"metric": "mse", "threshold": {"max": 0.1}}, "storage": {"uri": "pvc://models"}}}
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(md))
+    spec = kubectl_json("get", "md/minimal", "-n", namespace)["spec"]
+    assert spec["training"]["strategy"] == {"type": "OneDevice", "workers": 1, "gpusPerWorker": 0}
+    assert spec["training"]["hyperparameters"] == {"epochs": 10, "batchSize": 32, "learningRate": 0.001}
+    assert spec["compression"]["method"] == "dynamic-range" and spec["serving"]["replicas"] == 1
+    assert spec["evaluation"]["maxRetrains"] == 2
+
+
+def test_explain_describes_the_fields(crd):
+    out = kubectl("explain", "md.spec.evaluation.threshold").stdout
+    assert "exactly one of min (higher is better) or max (lower is better)" in " ".join(out.split())
+    out = kubectl("explain", "md.spec.training.strategy.type").stdout
+    assert "MultiWorkerMirrored" in out
+
+
+def mutate(fn):
+    md = copy.deepcopy(BASE)
+    md["metadata"]["name"] = "bad"
+    fn(md["spec"])
+    return md
+
+
+def set_path(path, value):
+    def fn(spec):
+        node = spec
+        keys = path.split(".")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        if value is DELETE:
+            node.pop(keys[-1], None)
+        else:
+            node[keys[-1]] = value
+    return fn
+
+
+DELETE = object()
+
+# (what is wrong, change, text the API server's refusal must contain: the offending field)
+INVALID = [
+    ("unknown template", set_path("model.template", "resnet"), "spec.model.template"),
+    ("custom without module", set_path("model.template", "custom"), "spec.model.customModule"),
+    ("module without custom", set_path("model.customModule", "pkg.mod"), "spec.model.customModule"),
+    ("module not a python path", lambda s: s["model"].update(template="custom", customModule="pkg/mod.py"),
+     "spec.model.customModule"),
+    ("no data", set_path("data", DELETE), "spec.data"),
+    ("unknown data scheme", set_path("data.uri", "ftp://host/x.csv"), "spec.data.uri"),
+    ("unknown bundled dataset", set_path("data.uri", "builtin:mnist"), "spec.data.uri"),
+    ("csv without target", set_path("data.uri", "pvc://datasets/house.csv"), "spec.data"),
+    ("validation split too large", set_path("data.validationSplit", 0.95), "spec.data.validationSplit"),
+    ("unknown strategy", set_path("training.strategy.type", "Horovod"), "spec.training.strategy.type"),
+    ("workers without multi-worker", set_path("training.strategy.workers", 4), "spec.training.strategy.workers"),
+    ("too many workers", lambda s: s["training"].update(strategy={"type": "MultiWorkerMirrored", "workers": 65}),
+     "spec.training.strategy.workers"),
+    ("several GPUs on one device", set_path("training.strategy.gpusPerWorker", 2),
+     "spec.training.strategy.gpusPerWorker"),
+    ("negative GPUs", set_path("training.strategy.gpusPerWorker", -1), "spec.training.strategy.gpusPerWorker"),
+    ("zero epochs", set_path("training.hyperparameters.epochs", 0), "spec.training.hyperparameters.epochs"),
+    ("learning rate as text", set_path("training.hyperparameters.learningRate", "fast"),
+     "spec.training.hyperparameters.learningRate"),
+    ("backoff too high", set_path("training.backoffLimit", 100), "spec.training.backoffLimit"),
+    ("unknown metric", set_path("evaluation.metric", "f1"), "spec.evaluation.metric"),
+    ("regression metric on a classifier", lambda s: s["evaluation"].update(metric="mse", threshold={"max": 1}),
+     "spec.evaluation.metric"),
+    ("both threshold bounds", set_path("evaluation.threshold", {"min": 0.8, "max": 0.9}),
+     "spec.evaluation.threshold"),
+    ("no threshold bound", set_path("evaluation.threshold", {}), "spec.evaluation.threshold"),
+    ("max bound for accuracy", set_path("evaluation.threshold", {"max": 0.9}), "spec.evaluation.threshold"),
+    ("negative retrains", set_path("evaluation.maxRetrains", -1), "spec.evaluation.maxRetrains"),
+    ("unknown compression", set_path("compression.method", "int4"), "spec.compression.method"),
+    ("pruning without conversion", lambda s: s["compression"].update(method="none", pruning={"enabled": True}),
+     "spec.compression.pruning.enabled"),
+    ("negative tolerance", set_path("compression.maxDegradation", -0.1), "spec.compression.maxDegradation"),
+    ("unknown degradation policy", set_path("compression.onDegradation", "Ignore"), "spec.compression.onDegradation"),
+    ("min above max replicas", set_path("serving.autoscaling", {"minReplicas": 5, "maxReplicas": 2}),
+     "spec.serving.autoscaling.minReplicas"),
+    ("autoscaling without max", set_path("serving.autoscaling", {"minReplicas": 2}),
+     "spec.serving.autoscaling.maxReplicas"),
+    ("negative replicas", set_path("serving.replicas", -1), "spec.serving.replicas"),
+    ("bad version pin", set_path("serving.modelVersion", "latest"), "spec.serving.modelVersion"),
+    ("zero batch size", set_path("serving.batching.maxBatchSize", 0), "spec.serving.batching.maxBatchSize"),
+    ("storage not a pvc", set_path("storage.uri", "s3://bucket/models"), "spec.storage.uri"),
+    ("no storage", set_path("storage", DELETE), "spec.storage"),
+    ("cpu as nonsense", set_path("training.resources", {"requests": {"cpu": "lots"}}),
+     "spec.training.resources.requests"),
+]
+
+
+@pytest.mark.parametrize("what, change, field", INVALID, ids=[x[0] for x in INVALID])
+def test_an_invalid_model_deployment_is_refused_naming_the_field(crd, namespace, what, change, field):
+    result = kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(mutate(change)), check=False)
+    assert result.returncode != 0, f"the API server accepted: {what}"
+    assert field in result.stderr, f"{what}: refusal does not name {field}:\n{result.stderr}"
+    assert kubectl("get", "md", "-n", namespace, "-o", "name").stdout.strip() == ""
+
+
+def test_the_operators_own_reader_refuses_the_same_corpus():
+    """modelops run has no API server: its reader must refuse the cross-field cases too."""
+    from modelops_operator.spec import SpecError, parse
+    cross_field = {"custom without module", "module without custom", "csv without target",
+                   "workers without multi-worker", "several GPUs on one device", "regression metric on a classifier",
+                   "both threshold bounds", "no threshold bound", "max bound for accuracy",
+                   "pruning without conversion", "min above max replicas", "autoscaling without max", "no storage"}
+    for what, change, field in INVALID:
+        if what in cross_field:
+            with pytest.raises(SpecError, match=field.replace(".", r"\.")):
+                parse(mutate(change)["spec"])
+
+
+def test_scale_subresource_changes_serving_replicas(crd, namespace):
+    kubectl("apply", "-n", namespace, "-f", str(REPO_ROOT / "examples" / "digits-classifier.yaml"))
+    kubectl("scale", "md/digits", "-n", namespace, "--replicas=4")
+    assert kubectl_json("get", "md/digits", "-n", namespace)["spec"]["serving"]["replicas"] == 4
