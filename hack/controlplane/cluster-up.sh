@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Starts a local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
+# (three simulated nodes) on 127.0.0.1 with free ports.
+#
+#   cluster-up.sh [STATE_DIR]    (default: <repo>/.cluster)
+#
+# STATE_DIR receives kubeconfig, logs/<component>.log, pids/<component>.pid, pki/ and etcd data.
+# Prints `export KUBECONFIG=...` on stdout once every node is Ready and the default ServiceAccount exists.
+# cluster-down.sh STATE_DIR stops it. On any failure the processes started so far are stopped.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+REPO_DIR="$(cd "$CONTROLPLANE_DIR/../.." && pwd)"
+STATE_DIR="${1:-$REPO_DIR/.cluster}"
+STARTUP_TIMEOUT_S="${STARTUP_TIMEOUT_S:-90}"
+
+log() { echo "cluster-up: $*" >&2; }
+die() {
+  log "FAILED: $*"
+  for f in "$STATE_DIR"/logs/*.log; do [[ -e "$f" ]] && { log "--- tail of $f"; tail -n 15 "$f" >&2; }; done
+  "$CONTROLPLANE_DIR/cluster-down.sh" "$STATE_DIR" --keep-logs >&2 || true
+  log "component logs kept in $STATE_DIR/logs"
+  exit 1
+}
+
+for b in "${CONTROLPLANE_BINARIES[@]}"; do
+  [[ -x "$BIN_DIR/$b" ]] || { log "$BIN_DIR/$b is missing: run 'make controlplane' first"; exit 1; }
+done
+if [[ -e "$STATE_DIR/pids" ]]; then
+  log "$STATE_DIR already holds a control plane; run cluster-down.sh $STATE_DIR first"
+  exit 1
+fi
+mkdir -p "$STATE_DIR"
+STATE_DIR="$(cd "$STATE_DIR" && pwd)"
+mkdir -p "$STATE_DIR"/{logs,pids,pki}
+mkdir -m 700 "$STATE_DIR/etcd"
+started_at=$(date +%s.%N)
+
+read -r ETCD_PORT ETCD_PEER_PORT API_PORT < <(python3 - <<'PY'
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+PY
+)
+
+# Starts a component in its own session, output to logs/<name>.log, pid to pids/<name>.pid.
+start() {
+  local name=$1; shift
+  setsid "$BIN_DIR/$1" "${@:2}" >"$STATE_DIR/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$STATE_DIR/pids/$name.pid"
+}
+alive() { kill -0 "$(cat "$STATE_DIR/pids/$1.pid")" 2>/dev/null; }
+deadline=$(( $(date +%s) + STARTUP_TIMEOUT_S ))
+# Polls a check (a command) until it passes; fails early if one of the named components has exited.
+wait_until() {
+  local what=$1 check=$2; shift 2
+  until $check >/dev/null 2>&1; do
+    for c in "$@"; do alive "$c" || die "$c exited while waiting for $what"; done
+    (( $(date +%s) < deadline )) || die "timed out after ${STARTUP_TIMEOUT_S}s waiting for $what"
+    sleep 0.2
+  done
+  log "$what ($(printf '%.1f' "$(echo "$(date +%s.%N) - $started_at" | bc)")s)"
+}
+
+# Credentials, fresh for every cluster: a CA (also signs CSRs and is the root CA pods see), the API
+# server's serving certificate, the key that signs ServiceAccount tokens, and an admin token
+# (group system:masters).
+PKI="$STATE_DIR/pki"
+ec_key=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+openssl req -x509 "${ec_key[@]}" -keyout "$PKI/ca.key" -out "$PKI/ca.crt" -days 30 -subj "/CN=modelops-test-ca" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+openssl req "${ec_key[@]}" -keyout "$PKI/apiserver.key" -out "$PKI/apiserver.csr" -subj "/CN=kube-apiserver" 2>/dev/null
+openssl x509 -req -in "$PKI/apiserver.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial -days 30 \
+  -out "$PKI/apiserver.crt" 2>/dev/null -extfile <(
+  echo "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  echo "keyUsage=critical,digitalSignature,keyEncipherment"
+  echo "extendedKeyUsage=serverAuth")
+openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
+ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+echo "$ADMIN_TOKEN,modelops-admin,modelops-admin,\"system:masters\"" >"$PKI/tokens.csv"
+chmod 600 "$PKI"/*.key "$PKI/tokens.csv"
+
+start etcd etcd \
+  --name=modelops --data-dir="$STATE_DIR/etcd" \
+  --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster="modelops=http://127.0.0.1:$ETCD_PEER_PORT" \
+  --unsafe-no-fsync=true --log-level=warn
+etcd_healthy() { curl -sf "http://127.0.0.1:$ETCD_PORT/health"; }
+wait_until "etcd healthy" etcd_healthy etcd
+
+# Default admission plugins stay on (NamespaceLifecycle, ServiceAccount, PodSecurity, ResourceQuota, ...).
+# Privileged containers are allowed cluster-wide, as in kubeadm clusters, so Pod Security decides.
+# The endpoint reconciler is off: it would try to publish 127.0.0.1 as the kubernetes Service's endpoint,
+# which endpoint validation refuses.
+start kube-apiserver kube-apiserver \
+  --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+  --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+  --client-ca-file="$PKI/ca.crt" \
+  --authorization-mode=Node,RBAC \
+  --allow-privileged=true \
+  --token-auth-file="$PKI/tokens.csv" \
+  --service-cluster-ip-range=10.96.0.0/16 \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file="$PKI/sa.key" \
+  --service-account-signing-key-file="$PKI/sa.key" \
+  --endpoint-reconciler-type=none \
+  --profiling=false
+API_URL="https://127.0.0.1:$API_PORT"
+apiserver_ready() { curl -sf --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" "$API_URL/readyz"; }
+wait_until "kube-apiserver ready" apiserver_ready etcd kube-apiserver
+
+KUBECONFIG_FILE="$STATE_DIR/kubeconfig"
+umask 077
+cat >"$KUBECONFIG_FILE" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: modelops
+  cluster:
+    server: $API_URL
+    certificate-authority: $PKI/ca.crt
+users:
+- name: modelops-admin
+  user:
+    token: $ADMIN_TOKEN
+contexts:
+- name: modelops
+  context: {cluster: modelops, user: modelops-admin}
+current-context: modelops
+KC
+umask 022
+kubectl() { "$BIN_DIR/kubectl" --kubeconfig="$KUBECONFIG_FILE" "$@"; }
+
+start kube-controller-manager kube-controller-manager \
+  --kubeconfig="$KUBECONFIG_FILE" \
+  --authentication-kubeconfig="$KUBECONFIG_FILE" --authorization-kubeconfig="$KUBECONFIG_FILE" \
+  --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false \
+  --use-service-account-credentials=true \
+  --service-account-private-key-file="$PKI/sa.key" \
+  --root-ca-file="$PKI/ca.crt" \
+  --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
+  --profiling=false
+start kube-scheduler kube-scheduler \
+  --kubeconfig="$KUBECONFIG_FILE" \
+  --authentication-kubeconfig="$KUBECONFIG_FILE" --authorization-kubeconfig="$KUBECONFIG_FILE" \
+  --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false \
+  --profiling=false
+start kwok kwok \
+  --kubeconfig="$KUBECONFIG_FILE" \
+  --config="$CONTROLPLANE_DIR/kwok-stages.yaml" \
+  --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+  --cidr=10.244.0.0/16 --node-ip=10.240.0.1 \
+  --node-lease-duration-seconds=40
+
+kubectl apply -f "$CONTROLPLANE_DIR/nodes.yaml" >/dev/null || die "could not create the kwok nodes"
+all=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+nodes_ready() { kubectl wait --for=condition=Ready nodes --all --timeout=1s; }
+default_serviceaccount() { kubectl -n default get serviceaccount default; }
+wait_until "all nodes Ready" nodes_ready "${all[@]}"
+wait_until "default ServiceAccount exists" default_serviceaccount "${all[@]}"
+
+echo "$API_URL" >"$STATE_DIR/server"
+log "control plane up in $STATE_DIR; logs in $STATE_DIR/logs"
+echo "export KUBECONFIG=$KUBECONFIG_FILE"
