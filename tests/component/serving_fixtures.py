@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import shutil
 import signal
 import socket
@@ -131,6 +132,14 @@ class ServerProcess:
             return self.get(path).status_code
         except httpx.TransportError:
             return None
+
+    def metric(self, name: str, **labels) -> float:
+        """One sample from /metrics, e.g. metric("modelops_requests_total", code="200", route=...)."""
+        label_text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        sample = re.escape(name) + (re.escape("{" + label_text + "}") if labels else "")
+        match = re.search(rf"^{sample} (\S+)$", self.get("/metrics").text, flags=re.M)
+        assert match, f"{name} {labels} not in /metrics"
+        return float(match.group(1))
 
     def wait_ready(self, timeout: float = 60) -> None:
         poll(lambda: self.status("/v2/health/ready") == 200, timeout=timeout, what=f"readiness; log:\n{self.log_text()}")

@@ -1,6 +1,5 @@
 """The real server process on 127.0.0.1: every route, both protocols, real clients, feedback, metrics."""
 import asyncio
-import re
 
 import httpx
 import numpy as np
@@ -30,15 +29,6 @@ def regressor(regression_dir, tmp_path_factory):
 def samples():
     x, y = digits()
     return x[:40], y[:40]
-
-
-def metric(server, name: str, **labels) -> float:
-    text = server.get("/metrics").text
-    label_text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    pattern = rf"^{re.escape(name)}{{{re.escape(label_text)}}} (\S+)$" if labels else rf"^{re.escape(name)} (\S+)$"
-    match = re.search(pattern, text, flags=re.M)
-    assert match, f"{name} {labels} not in /metrics"
-    return float(match.group(1))
 
 
 def test_probes_report_live_and_ready(server):
@@ -112,7 +102,7 @@ def test_tritonclient_works_unchanged(server, digits_dir, samples, binary):
 def test_many_concurrent_callers_each_get_their_own_rows(server, digits_dir, samples):
     x, _ = samples
     expected = reference_outputs(digits_dir, x)
-    batches_before = metric(server, "modelops_batch_rows_count")
+    batches_before = server.metric("modelops_batch_rows_count")
 
     async def call_all():
         limits = httpx.Limits(max_connections=40)
@@ -128,7 +118,7 @@ def test_many_concurrent_callers_each_get_their_own_rows(server, digits_dir, sam
         assert reply.status_code == 200
         np.testing.assert_allclose(reply.json()["predictions"], expected[i % 39:i % 39 + 2], rtol=1e-5, atol=1e-6)
     assert len({r.json()["id"] for r in replies}) == 200
-    assert metric(server, "modelops_batch_rows_count") - batches_before < 200   # calls were shared
+    assert server.metric("modelops_batch_rows_count") - batches_before < 200   # calls were shared
 
 
 def test_classification_feedback_drives_the_live_accuracy(server, digits_dir, samples):
@@ -141,11 +131,11 @@ def test_classification_feedback_drives_the_live_accuracy(server, digits_dir, sa
     assert by_features["joined"] == 2
     expected = float((reference_outputs(digits_dir, x[:12]).argmax(axis=1) == y[:12]).mean())
     assert by_features["pairs"] == 12 and by_features["metrics"]["accuracy"] == pytest.approx(expected)
-    assert metric(server, "modelops_live_metric", metric="accuracy") == pytest.approx(expected)
-    assert metric(server, "modelops_feedback_pairs") == 12
+    assert server.metric("modelops_live_metric", metric="accuracy") == pytest.approx(expected)
+    assert server.metric("modelops_feedback_pairs") == 12
     again = server.post("/v1/models/digits:feedback", json={"id": predicted["id"], "truth": y[:10].tolist()})
     assert again.status_code == 404 and "already has feedback" in again.json()["error"]
-    assert metric(server, "modelops_prediction_distribution", statistic="class=0") >= 0.0
+    assert server.metric("modelops_prediction_distribution", statistic="class=0") >= 0.0
 
 
 def test_regression_feedback_exports_mse_and_mae(regressor):
@@ -154,21 +144,21 @@ def test_regression_feedback_exports_mse_and_mae(regressor):
     assert np.shape(predicted["predictions"]) == (4, 1)
     regressor.post("/v1/models/linear:feedback", json={"id": predicted["id"], "truth": y[:4].tolist()})
     error = np.array(predicted["predictions"])[:, 0] - y[:4]
-    assert metric(regressor, "modelops_live_metric", metric="mse") == pytest.approx(float((error ** 2).mean()), rel=1e-4)
-    assert metric(regressor, "modelops_live_metric", metric="mae") == pytest.approx(float(np.abs(error).mean()), rel=1e-4)
-    assert metric(regressor, "modelops_feedback_pairs") == 4
-    assert metric(regressor, "modelops_prediction_distribution", statistic="p50") != 0.0
+    assert regressor.metric("modelops_live_metric", metric="mse") == pytest.approx(float((error ** 2).mean()), rel=1e-4)
+    assert regressor.metric("modelops_live_metric", metric="mae") == pytest.approx(float(np.abs(error).mean()), rel=1e-4)
+    assert regressor.metric("modelops_feedback_pairs") == 4
+    assert regressor.metric("modelops_prediction_distribution", statistic="p50") != 0.0
 
 
 def test_metrics_expose_requests_latency_batches_queue_and_version(server):
     server.post("/v1/models/digits:predict", json={"instances": [[0] * 64]})
     server.post("/v1/models/nope:predict", json={"instances": [[0] * 64]})
-    assert metric(server, "modelops_requests_total", code="200", route="/v1/models/{name}:predict") >= 1
-    assert metric(server, "modelops_requests_total", code="404", route="/v1/models/{name}:predict") >= 1
-    assert metric(server, "modelops_request_seconds_count", route="/v1/models/{name}:predict") >= 2
-    assert metric(server, "modelops_queue_depth") == 0
-    assert metric(server, "modelops_model_ready") == 1
-    assert metric(server, "modelops_model_info", model="digits", runtime="tflite", version="v1") == 1
+    assert server.metric("modelops_requests_total", code="200", route="/v1/models/{name}:predict") >= 1
+    assert server.metric("modelops_requests_total", code="404", route="/v1/models/{name}:predict") >= 1
+    assert server.metric("modelops_request_seconds_count", route="/v1/models/{name}:predict") >= 2
+    assert server.metric("modelops_queue_depth") == 0
+    assert server.metric("modelops_model_ready") == 1
+    assert server.metric("modelops_model_info", model="digits", runtime="tflite", version="v1") == 1
 
 
 def test_openapi_documents_every_route(server):

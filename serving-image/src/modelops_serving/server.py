@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import time
 from typing import Sequence
@@ -31,11 +30,15 @@ class DrainingServer(uvicorn.Server):
         self._exit_at: float | None = None
 
     def handle_exit(self, sig: int, frame) -> None:
+        # Not uvicorn's handler: that one re-raises the signal after shutdown, so a clean drain
+        # would end as "killed by SIGTERM"; here a graceful shutdown exits 0.
         self._app.begin_drain()
-        if self._exit_at is not None or self._drain_seconds <= 0:
-            super().handle_exit(sig, frame)   # a second signal does not wait for the drain
-        else:
+        if self._exit_at is None and self._drain_seconds > 0:
             self._exit_at = time.monotonic() + self._drain_seconds
+            return
+        if self.should_exit:
+            self.force_exit = True      # signalled again while shutting down: stop waiting
+        self.should_exit = True
 
     async def on_tick(self, counter: int) -> bool:
         if self._exit_at is not None and time.monotonic() >= self._exit_at:
