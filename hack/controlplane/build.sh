@@ -4,6 +4,13 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# The wrapper modules must agree with versions.env (pin.sh rewrites them from it).
+grep -qx "require k8s.io/kubernetes $KUBERNETES_VERSION" "$CONTROLPLANE_DIR/kube/go.mod" &&
+  grep -qx "require go.etcd.io/etcd/server/v3 $ETCD_VERSION" "$CONTROLPLANE_DIR/etcd/go.mod" || {
+  echo "kube/go.mod or etcd/go.mod does not match versions.env: run hack/controlplane/pin.sh" >&2
+  exit 1
+}
+
 missing=()
 for b in "${CONTROLPLANE_BINARIES[@]}"; do [[ -x "$BIN_DIR/$b" ]] || missing+=("$b"); done
 if ((${#missing[@]} == 0)); then
@@ -37,7 +44,9 @@ if needs kwok; then
   GOBIN="$BIN_DIR" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 fi
 if needs helm; then
-  GOBIN="$BIN_DIR" go install -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  # As helm's own Makefile does; otherwise `helm version` reports only the minor version.
+  GOBIN="$BIN_DIR" go install -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
 fi
 for b in "${CONTROLPLANE_BINARIES[@]}"; do
   [[ -x "$BIN_DIR/$b" ]] || { echo "build finished but $BIN_DIR/$b is missing" >&2; exit 1; }
