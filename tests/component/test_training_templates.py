@@ -112,3 +112,32 @@ def test_custom_module_brings_its_own_architecture_and_data(tmp_path, monkeypatc
     assert result.succeeded, result.message
     assert result.metrics["accuracy"] >= 0.9
     assert mf.verify(config.version_dir).feature_names == ["a", "b", "c"]
+
+
+def test_mirrored_strategy_uses_the_same_code_path(tmp_path):
+    config = job_config(tmp_path, training={"strategy": "Mirrored", "epochs": 2})
+    result = train(config)
+    assert result.succeeded, result.message
+    assert mf.verify(config.version_dir).extra["training"]["strategy"] == "Mirrored"
+
+
+def test_a_failure_while_writing_leaves_no_version_and_no_staging(tmp_path, monkeypatch):
+    def save_half_then_fail(model, root):
+        (root / "model.keras").write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export, "save", save_half_then_fail)
+    config = job_config(tmp_path, training={"epochs": 1})
+    result = train(config)
+    assert result.reason == "StorageError" and "No space left on device" in result.message
+    assert list(config.version_dir.parent.iterdir()) == []
+
+
+def test_training_the_same_version_again_replaces_it_whole(tmp_path):
+    config = job_config(tmp_path, training={"epochs": 1})
+    assert train(config).succeeded
+    first = mf.verify(config.version_dir).files["model.keras"]["sha256"]
+    again = job_config(tmp_path, training={"epochs": 2})
+    assert train(again).succeeded
+    assert mf.verify(config.version_dir).files["model.keras"]["sha256"] != first
+    assert [p.name for p in config.version_dir.parent.iterdir()] == ["v1"]

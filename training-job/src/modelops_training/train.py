@@ -68,6 +68,9 @@ def _train(config: JobConfig) -> StageReport:
                                 epochs=spec.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
         except tf.errors.OpError as e:
             raise TrainingFailed(f"training: {type(e).__name__}: {e.message.splitlines()[0]}") from None
+        if chief:
+            # fit() completed, so the attempt has nothing left to resume (tf-keras already emptied the backup).
+            shutil.rmtree(artifacts.backup_dir(config.version_dir, spec.attempt), ignore_errors=True)
         epochs = _history(history, epoch_log)
         losses = [row["loss"] for row in epochs]
         if not losses or not all(math.isfinite(v) for v in losses):
@@ -92,8 +95,6 @@ def _train(config: JobConfig) -> StageReport:
                          "replicas": strategy.num_replicas_in_sync, "strategy": spec.strategy}
         with artifacts.staged_version(config.version_dir) as staging:
             _write_version(staging, config, prepared, trained, held_out, epochs, training_info, log_dir)
-    # Published: the attempt can no longer need resuming.
-    shutil.rmtree(artifacts.backup_dir(config.version_dir, spec.attempt), ignore_errors=True)
     return StageReport(stage="train", succeeded=True, version=config.model.version, attempt=spec.attempt,
                        metric=config.metric, metrics=held_out, artifact_path=str(config.version_dir))
 
