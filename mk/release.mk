@@ -39,10 +39,11 @@ kind-up: ## create the kind cluster $(KIND_CLUSTER) (kept if it exists)
 kind-load: ## load the three images built by `make images` into the kind cluster
 	$(KIND) load docker-image --name $(KIND_CLUSTER) $(OPERATOR_REF) $(TRAINING_REF) $(SERVING_REF)
 
-# Helm installs crds/ only once and never upgrades them, so deploy applies them first every time.
+# Helm installs crds/ only once and never upgrades them, so deploy applies them itself every time
+# (--force-conflicts: fields Helm applied first are taken over) and tells Helm to leave them alone.
 deploy: ## install or upgrade the chart in the current kubectl context with the local image tags
-	$(KUBECTL) apply --server-side -f $(CHART)/crds/
-	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(RELEASE_NAMESPACE) --create-namespace \
+	$(KUBECTL) apply --server-side --force-conflicts -f $(CHART)/crds/
+	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(RELEASE_NAMESPACE) --create-namespace --skip-crds \
 	  --set image.repository=$(OPERATOR_IMAGE) --set image.tag=$(IMAGE_TAG) \
 	  --set defaults.trainingImage=$(TRAINING_REF) --set defaults.servingImage=$(SERVING_REF) \
 	  --wait --timeout 5m

@@ -13,6 +13,7 @@ from tests.support.kube import kubeconfig, kubectl, kubectl_json, tool, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "manifests" / "helm" / "modelops"
+INSTALL = REPO_ROOT / "manifests" / "install.yaml"
 HELM_TIMEOUT_S = 180
 INSTALL_TIMEOUT = "120s"
 # Everything the chart can create, namespaced and cluster-wide, for the "nothing left behind" check.
@@ -55,6 +56,7 @@ def test_rendered_chart_is_accepted_by_the_api_server(namespace, chart_crds, val
     rendered = helm("template", namespace, str(CHART), "--namespace", namespace,
                     "--set", f"peering.name={namespace}", *values)
     result = kubectl("apply", "--dry-run=server", "-f", "-", input=rendered)
+    assert "would violate PodSecurity" not in result.stderr, result.stderr
     # The `helm test` pod is checked by PodSecurity admission here (no Deployment pod is made in a dry run).
     assert f"pod/{namespace}-modelops-test-health created (server dry run)" in result.stdout
     assert f"deployment.apps/{namespace}-modelops created (server dry run)" in result.stdout
@@ -80,7 +82,8 @@ def leftovers(namespace: str, release: str) -> list[str]:
 def test_helm_install_runs_the_operator_and_uninstall_leaves_only_the_crds(namespace, chart_crds):
     release = namespace
     restrict(namespace)
-    helm("install", release, str(CHART), "--namespace", namespace, "--set", "replicaCount=2",
+    # --skip-crds: the fixture applied them with kubectl, as docs/install.md's upgrade path does.
+    helm("install", release, str(CHART), "--namespace", namespace, "--skip-crds", "--set", "replicaCount=2",
          "--set", f"peering.name={release}", "--wait", f"--timeout={INSTALL_TIMEOUT}")
 
     deployment = kubectl_json("-n", namespace, "get", "deployment", f"{release}-modelops")
@@ -91,9 +94,36 @@ def test_helm_install_runs_the_operator_and_uninstall_leaves_only_the_crds(names
     can_i = kubectl("auth", "can-i", "create", "jobs.batch", "-n", "default",
                     f"--as=system:serviceaccount:{namespace}:{release}-modelops").stdout.strip()
     assert can_i == "yes"
+    cannot = kubectl("auth", "can-i", "get", "secrets", "-n", "default",
+                     f"--as=system:serviceaccount:{namespace}:{release}-modelops", check=False).stdout.strip()
+    assert cannot == "no"
 
     helm("uninstall", release, "--namespace", namespace, "--wait", f"--timeout={INSTALL_TIMEOUT}")
     wait_for(lambda: not leftovers(namespace, release), timeout=60,
              describe=f"every object of release {release} to be gone", ignoring=(subprocess.CalledProcessError,))
     for crd in chart_crds:
         kubectl("get", "crd", crd)
+
+
+def running_operator_pods(namespace: str, selector: str) -> list[str]:
+    pods = kubectl_json("-n", namespace, "get", "pods", "-l", selector)["items"]
+    return [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"]
+
+
+def test_install_yaml_runs_the_operator_in_a_restricted_namespace(chart_crds):
+    namespace = "modelops-system"
+    assert kubectl("get", "namespace", namespace, check=False).returncode != 0, \
+        f"namespace {namespace} already exists: something else installed modelops in this cluster"
+    objects = [doc for doc in yaml.safe_load_all(INSTALL.read_text()) if doc]
+    # --force-conflicts: the CRDs may already be owned by another field manager (Helm's, kubectl's).
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(INSTALL))
+    try:
+        wait_for(lambda: running_operator_pods(namespace, "app.kubernetes.io/instance=modelops"), timeout=60,
+                 describe="the install.yaml operator pod Running (PodSecurity restricted admits it)")
+        assert kubectl("get", "clusterkopfpeering", "modelops", check=False).returncode == 0
+    finally:
+        removable = [o for o in objects if o["kind"] != "CustomResourceDefinition"]
+        kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-",
+                input=yaml.safe_dump_all(removable), check=False)
+        wait_for(lambda: kubectl("get", "namespace", namespace, check=False).returncode != 0, timeout=90,
+                 describe=f"namespace {namespace} to be deleted")
