@@ -33,7 +33,7 @@ images: ## build the operator, training and serving images (needs Docker; contex
 	$(DOCKER) build -f training-job/Dockerfile -t $(TRAINING_REF) .
 	$(DOCKER) build -f serving-image/Dockerfile -t $(SERVING_REF) .
 
-kind-up: ## create the kind cluster $(KIND_CLUSTER) (kept if it exists)
+kind-up: ## create the kind cluster "modelops" (KIND_CLUSTER; kept if it exists)
 	$(KIND) get clusters | grep -qx '$(KIND_CLUSTER)' || $(KIND) create cluster --name $(KIND_CLUSTER) --wait 180s
 
 kind-load: ## load the three images built by `make images` into the kind cluster
@@ -48,7 +48,7 @@ deploy: ## install or upgrade the chart in the current kubectl context with the 
 	  --set defaults.trainingImage=$(TRAINING_REF) --set defaults.servingImage=$(SERVING_REF) \
 	  --wait --timeout 5m
 
-kind-demo: ## apply $(KIND_DEMO_EXAMPLE) in $(KIND_DEMO_NAMESPACE) and wait until it is Ready
+kind-demo: ## apply an example (KIND_DEMO_EXAMPLE) in namespace modelops-demo and wait until it is Ready
 	$(KUBECTL) create namespace $(KIND_DEMO_NAMESPACE) --dry-run=client -o yaml | $(KUBECTL) apply -f -
 	$(KUBECTL) apply -n $(KIND_DEMO_NAMESPACE) -f manifests/kind/models-pvc.yaml
 	$(KUBECTL) apply -n $(KIND_DEMO_NAMESPACE) -f $(KIND_DEMO_EXAMPLE)
