@@ -25,6 +25,10 @@ RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephem
                            "persistentVolumeClaim", "projected", "secret"}
 
 
+class RenderError(Exception):
+    """helm template refused the values (the message is helm's)."""
+
+
 def render(*values: str, tests: bool = True) -> list[dict]:
     """The chart's objects as `helm template` renders them, with `--set` for each of `values`."""
     args = [str(tool("helm")), "template", "rel", str(CHART), "--namespace", "ops"]
@@ -36,10 +40,6 @@ def render(*values: str, tests: bool = True) -> list[dict]:
     if result.returncode != 0:
         raise RenderError(result.stderr)
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-class RenderError(Exception):
-    pass
 
 
 def by_kind(objects: list[dict], kind: str) -> list[dict]:
@@ -251,13 +251,9 @@ def test_helm_test_pod_checks_healthz_through_the_operator_service():
     assert url == f"http://{service['metadata']['name']}.ops.svc:8080/healthz"
     assert {"name": "http-health", "port": 8080, "targetPort": "health", "protocol": "TCP"} in service["spec"]["ports"]
     selector = service["spec"]["selector"]
-    operator_labels = pod_spec_labels(by_kind(objects, "Deployment")[0])
+    operator_labels = by_kind(objects, "Deployment")[0]["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= operator_labels.items()
     assert not selector.items() <= test_pod["metadata"]["labels"].items()
-
-
-def pod_spec_labels(deployment: dict) -> dict:
-    return deployment["spec"]["template"]["metadata"]["labels"]
 
 
 def test_metrics_port_leaves_the_service_when_metrics_are_off():
