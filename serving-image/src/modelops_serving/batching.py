@@ -103,7 +103,8 @@ class Batcher:
         out = self._predict(rows)
         result, start = [], 0
         for part in parts:
-            result.append(out[start:start + len(part)])
+            # A copy, not a view: a caller that keeps its rows (feedback memory) must not pin the whole batch.
+            result.append(out[start:start + len(part)].copy())
             start += len(part)
         return result
 

@@ -2,7 +2,9 @@
 live metric and the prediction distribution over bounded windows.
 
 Memory is bounded whatever the traffic: at most `memory_rows` remembered prediction rows,
-`window` joined pairs and `window` recent predictions for the distribution.
+`window` joined pairs, and about `window` recent prediction rows for the distribution.
+The request path only appends arrays; class choices and statistics are computed when
+feedback arrives or /metrics is scraped.
 """
 from __future__ import annotations
 
@@ -14,6 +16,26 @@ import numpy as np
 from .errors import HttpError, bad_request
 
 
+class RecentRows:
+    """The latest output arrays, holding at least the last `limit` rows and at most `limit` + one array."""
+
+    def __init__(self, limit: int):
+        self._limit = limit
+        self._arrays: collections.deque[np.ndarray] = collections.deque()
+        self._rows = 0
+
+    def append(self, outputs: np.ndarray) -> None:
+        self._arrays.append(outputs)
+        self._rows += len(outputs)
+        while self._rows - len(self._arrays[0]) >= self._limit:
+            self._rows -= len(self._arrays.popleft())
+
+    def last(self) -> np.ndarray | None:
+        if not self._arrays:
+            return None
+        return np.concatenate(self._arrays)[-self._limit:]
+
+
 class Feedback:
     def __init__(self, task: str, classes: Sequence[Any], *, window: int, memory_rows: int):
         self.task = task
@@ -23,32 +45,31 @@ class Feedback:
         self._recent: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         self._recent_rows = 0
         self._pairs: collections.deque[tuple[float, float]] = collections.deque(maxlen=window)
-        self._predicted: collections.deque[float] = collections.deque(maxlen=window)
+        self._predicted = RecentRows(window)
 
     def _point_predictions(self, outputs: np.ndarray) -> np.ndarray:
         """One number per row: the regression value, or the predicted class index."""
         return outputs.argmax(axis=1) if self.task == "classification" else outputs[:, 0]
 
     def remember(self, prediction_id: str, outputs: np.ndarray) -> None:
-        points = self._point_predictions(outputs)
-        self._predicted.extend(points.tolist())
-        if len(points) > self._memory_rows:
+        self._predicted.append(outputs)
+        if len(outputs) > self._memory_rows:
             return
-        self._recent[prediction_id] = points
-        self._recent_rows += len(points)
+        self._recent[prediction_id] = outputs
+        self._recent_rows += len(outputs)
         while self._recent_rows > self._memory_rows:
             _, evicted = self._recent.popitem(last=False)
             self._recent_rows -= len(evicted)
 
     def join_id(self, prediction_id: str, truth: Any) -> int:
-        points = self._recent.get(prediction_id)
-        if points is None:
+        outputs = self._recent.get(prediction_id)
+        if outputs is None:
             raise HttpError(404, f"id: prediction {prediction_id!r} is unknown, already has feedback, "
                                  f"or is older than the last {self._memory_rows} remembered rows")
-        truths = self._truths(truth, len(points))
+        truths = self._truths(truth, len(outputs))
         del self._recent[prediction_id]
-        self._recent_rows -= len(points)
-        return self._add(points, truths)
+        self._recent_rows -= len(outputs)
+        return self._add(self._point_predictions(outputs), truths)
 
     def join_outputs(self, outputs: np.ndarray, truth: Any) -> int:
         points = self._point_predictions(outputs)
@@ -93,9 +114,10 @@ class Feedback:
 
     def distribution(self) -> dict[str, float]:
         """Regression: mean, std and quantiles of recent predictions; classification: share per class."""
-        if not self._predicted:
+        outputs = self._predicted.last()
+        if outputs is None:
             return {}
-        values = np.array(self._predicted, dtype=np.float64)
+        values = self._point_predictions(outputs).astype(np.float64)
         if self.task == "classification":
             counts = np.bincount(values.astype(np.int64), minlength=len(self._classes))
             labels = self._classes or list(range(len(counts)))

@@ -1,0 +1,227 @@
+"""`make bench-serving`: our server against the naive Flask + Keras service and KServe's model server.
+
+One run, one machine, one model (an MLP on the bundled digits data); load from `wrk` on loopback.
+For each server and body (1 and 32 instances): requests/s, rows/s, p50, p99, and the server's CPU
+(seconds of CPU per wall second, and per request) read from /proc. Writes docs/bench-serving.md.
+Usage: python bench_serving.py [--duration 10] [--connections 8] [--out docs/bench-serving.md]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tests" / "component"))
+from serving_fixtures import build_version_dir, digits, free_port, poll  # noqa: E402
+
+CACHE = Path(os.environ.get("MODELOPS_CACHE", Path.home() / ".cache" / "modelops"))
+KSERVE_PYTHON = CACHE / "bench-kserve-venv" / "bin" / "python"
+PATH = "/v1/models/digits:predict"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Cell:
+    server: str
+    instances: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_cores: float       # server CPU seconds per wall second
+    cpu_us_per_request: float
+    rss_mib: float
+    load_before: float
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.requests_per_s * self.instances
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (Flask's reloader-free server is one process)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / TICKS
+
+
+def rss_mib(pid: int) -> float:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def parse_wrk(text: str) -> tuple[float, float, float, int]:
+    def ms(value: str) -> float:
+        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
+        return float(number) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
+    p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", text))
+    errors += sum(int(n) for n in re.findall(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                                             text)[0]) if "Socket errors" in text else 0
+    return rps, p50, p99, errors
+
+
+def run_wrk(url: str, body: Path, seconds: float, connections: int) -> str:
+    done = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s",
+                           str(HERE / "post.lua"), url], env={**os.environ, "BODY": str(body)},
+                          capture_output=True, text=True, timeout=seconds + 60, check=True)
+    return done.stdout
+
+
+def start(name: str, model_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    commands = {
+        "modelops-serve": [str(Path(sys.executable).parent / "modelops-serve"), "--model-dir", str(model_dir),
+                           "--model-name", "digits", "--port", str(port), "--log-level", "warning"],
+        "kserve + LiteRT": [str(KSERVE_PYTHON), str(HERE / "kserve_litert_server.py"), str(model_dir / "model.tflite"),
+                            str(port)],
+        "Flask + Keras": [sys.executable, str(HERE / "flask_keras_server.py"), str(model_dir / "model.keras"), str(port)],
+    }
+    sink = open(log, "wb")
+    process = subprocess.Popen(commands[name], stdout=sink, stderr=subprocess.STDOUT, cwd=HERE)
+    url = f"http://127.0.0.1:{port}{PATH}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
+        try:
+            return httpx.post(url, json={"instances": [[0.0] * 64]}, timeout=30).status_code == 200
+        except httpx.TransportError:
+            return False
+    poll(answers, timeout=180, interval=0.5, what=f"{name} to answer")
+    return process
+
+
+def measure(name: str, process: subprocess.Popen, port: int, bodies: dict[int, Path], seconds: float,
+            connections: int) -> list[Cell]:
+    url = f"http://127.0.0.1:{port}{PATH}"
+    cells = []
+    for instances, body in bodies.items():
+        run_wrk(url, body, min(2.0, seconds), connections)          # warm-up, not measured
+        load = os.getloadavg()[0]
+        cpu0, t0 = cpu_seconds(process.pid), time.monotonic()
+        text = run_wrk(url, body, seconds, connections)
+        cpu1, t1 = cpu_seconds(process.pid), time.monotonic()
+        rps, p50, p99, errors = parse_wrk(text)
+        requests = rps * (t1 - t0)
+        cells.append(Cell(name, instances, rps, p50, p99, errors, (cpu1 - cpu0) / (t1 - t0),
+                          (cpu1 - cpu0) / max(requests, 1) * 1e6, rss_mib(process.pid), load))
+        print(f"{name:16s} {instances:3d} inst: {rps:9.1f} req/s p50 {p50:7.2f} ms p99 {p99:7.2f} ms "
+              f"errors {errors} cpu {cells[-1].cpu_cores:.2f} cores load {load:.2f}", flush=True)
+    return cells
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def bench_model() -> Path:
+    """The benchmark's model, built once and cached: MLP 64→128→10 on digits, dynamic-range TFLite."""
+    root = CACHE / "bench-serving" / "digits-mlp128"
+    if not (root / "manifest.json").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        build_version_dir(root, "classification", hidden=128, epochs=30)
+    return root
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def table(cells: list[Cell]) -> str:
+    lines = ["| server | instances/request | requests/s | rows/s | p50 ms | p99 ms | errors | server CPU (cores) | "
+             "CPU µs/request | RSS MiB | load avg (1 min) before |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in cells:
+        lines.append(f"| {c.server} | {c.instances} | {c.requests_per_s:,.0f} | {c.rows_per_s:,.0f} | {c.p50_ms:.2f} | "
+                     f"{c.p99_ms:.2f} | {c.errors} | {c.cpu_cores:.2f} | {c.cpu_us_per_request:,.0f} | "
+                     f"{c.rss_mib:.0f} | {c.load_before:.2f} |")
+    return "\n".join(lines)
+
+
+def ratios(cells: list[Cell]) -> str:
+    by = {(c.server, c.instances): c for c in cells}
+    lines = []
+    for n in sorted({c.instances for c in cells}):
+        ours, peer = by.get(("modelops-serve", n)), by.get(("kserve + LiteRT", n))
+        naive = by.get(("Flask + Keras", n))
+        if ours and peer:
+            lines.append(f"- {n} instance(s): modelops-serve / KServe = {ours.requests_per_s / peer.requests_per_s:.2f}× "
+                         f"requests/s and rows/s"
+                         + (f"; / Flask + Keras = {ours.requests_per_s / naive.requests_per_s:,.0f}×" if naive else ""))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per cell")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--servers", default="modelops-serve,kserve + LiteRT,Flask + Keras")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "bench-serving.md")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench-serving: wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    model_dir = bench_model()
+    x, _ = digits()
+    work = CACHE / "bench-serving" / "run"
+    work.mkdir(parents=True, exist_ok=True)
+    bodies = {}
+    for n in (1, 32):
+        bodies[n] = work / f"body-{n}.json"
+        bodies[n].write_text(json.dumps({"instances": np.asarray(x[:n]).tolist()}))
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    cells: list[Cell] = []
+    for name in args.servers.split(","):
+        port = free_port()
+        process = start(name, model_dir, port, work / f"{name.split()[0]}.log")
+        try:
+            cells += measure(name, process, port, bodies, args.duration, args.connections)
+        finally:
+            stop(process)
+    report = "\n\n".join([
+        "# Serving benchmark",
+        "Written by `make bench-serving` (`serving-image/bench/bench_serving.py`); a measurement, not a test.",
+        f"- run: {started}, `wrk -t1 -c{args.connections} -d{args.duration:g}s --latency` on 127.0.0.1, "
+        f"POST `{PATH}` with `{{\"instances\": [...]}}` bodies of 1 and 32 digits rows (64 floats each)\n"
+        f"- machine: {machine()}; shared with other engineers' builds and tests, so the 1-minute load average "
+        "is recorded before each cell\n"
+        f"- model: MLP 64→128→10 trained on the bundled digits, dynamic-range TFLite "
+        f"({(model_dir / 'model.tflite').stat().st_size:,} bytes); the same files for all three servers\n"
+        "- servers: `modelops-serve` with its defaults (max batch 32, max latency 5 ms, one interpreter per CPU); "
+        "KServe `kserve.ModelServer` (one worker, gRPC and latency logging off) with a custom `kserve.Model` "
+        "running the same TFLite on LiteRT; the tutorial Flask app (its own threaded server) calling "
+        "tf-keras `model.predict` on `model.keras`\n"
+        "- server CPU: the process's user+system CPU seconds per wall second during the cell (from /proc); "
+        "wrk runs on the same 2 CPUs",
+        table(cells),
+        ratios(cells),
+    ]) + "\n"
+    args.out.write_text(report)
+    (work / "results.json").write_text(json.dumps([c.__dict__ for c in cells], indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
