@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.support.kube import finish_pod, job_pod_names, kubectl, kubectl_json, wait_for
+from tests.support.kube import EXIT_CODE_ANNOTATION, finish_pod, job_pod_names, kubectl, kubectl_json, wait_for
 
 TIMEOUT_S = 60
 IMAGE = "registry.invalid/modelops/test:1"  # kwok runs no containers: the image is never pulled
@@ -75,7 +75,8 @@ def test_a_job_pod_runs_until_told_then_succeeds_with_the_supplied_termination_m
     [pod] = running_job_pods(namespace, "train", count=1)
     assert job_condition(namespace, "train") is None
 
-    report = json.dumps({"stage": "train", "metrics": {"accuracy": 0.93}})
+    # Multi-line JSON with characters YAML and JSON escape differently survives the kwok stage template.
+    report = json.dumps({"stage": "train", "metrics": {"accuracy": 0.93}, "note": "<a & b> \"é\"\tdone"}, indent=2)
     finish_pod(namespace, pod, exit_code=0, message=report)
 
     wait_for(lambda: job_condition(namespace, "train"), TIMEOUT_S, "Job train to finish")
@@ -100,6 +101,15 @@ def test_a_job_pod_fails_with_the_chosen_exit_code_and_the_job_controller_sees_i
     assert (terminated["exitCode"], terminated["reason"], terminated["message"]) == (42, "TrainingDiverged", "loss diverged")
 
 
+def test_a_job_whose_pod_template_carries_the_exit_code_finishes_on_its_own(namespace):
+    job = build_job("train")
+    job["spec"]["template"]["metadata"] = {"annotations": {EXIT_CODE_ANNOTATION: "0"}}
+    apply(namespace, job)
+
+    wait_for(lambda: job_condition(namespace, "train"), TIMEOUT_S, "Job train to finish")
+    assert job_condition(namespace, "train") == "Complete"
+
+
 def test_an_indexed_job_completes_only_when_both_pods_have_finished(namespace):
     apply(namespace, build_job("workers", completionMode="Indexed", completions=2, parallelism=2))
     first, second = running_job_pods(namespace, "workers", count=2)
@@ -113,6 +123,36 @@ def test_an_indexed_job_completes_only_when_both_pods_have_finished(namespace):
     wait_for(lambda: job_condition(namespace, "workers"), TIMEOUT_S, "Job workers to finish")
     job = kubectl_json("-n", namespace, "get", "job", "workers")
     assert (job_condition(namespace, "workers"), job["status"]["completedIndexes"]) == ("Complete", "0,1")
+
+
+def test_a_deployment_rolls_out_a_new_template_and_the_old_pods_go_away(namespace):
+    apply(namespace, build_deployment("web", replicas=2))
+    wait_for(lambda: kubectl_json("-n", namespace, "get", "deployment", "web").get("status", {}).get("readyReplicas") == 2,
+             TIMEOUT_S, "2 ready replicas of Deployment web")
+
+    kubectl("-n", namespace, "set", "image", "deployment/web", f"main={IMAGE}-next")
+
+    def rolled_out_images() -> set[str]:
+        pods = kubectl_json("-n", namespace, "get", "pods", "-l", "app=web")["items"]
+        status = kubectl_json("-n", namespace, "get", "deployment", "web")["status"]
+        done = status.get("updatedReplicas") == status.get("readyReplicas") == status.get("replicas") == 2
+        return done and {p["spec"]["containers"][0]["image"] for p in pods}
+
+    assert wait_for(rolled_out_images, TIMEOUT_S, "the rollout of the new image") == {f"{IMAGE}-next"}
+
+
+def test_deleting_a_namespace_removes_its_pods_and_then_the_namespace(control_plane):
+    name = "doomed"
+    kubectl("create", "namespace", name)
+    wait_for(lambda: kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode == 0,
+             TIMEOUT_S, "the default ServiceAccount")
+    apply(name, build_deployment("web", replicas=2))
+    wait_for(lambda: len(kubectl_json("-n", name, "get", "pods")["items"]) == 2, TIMEOUT_S, "2 pods")
+
+    kubectl("delete", "namespace", name, "--wait=false")
+
+    wait_for(lambda: kubectl("get", "namespace", name, check=False).returncode != 0, TIMEOUT_S,
+             f"namespace {name} to be gone")
 
 
 def test_deleting_an_owner_garbage_collects_its_dependents(namespace):
