@@ -47,7 +47,8 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
     assert written and all(f.startswith("ml/digits/v1/") for f in written)
 
 
-def test_a_killed_worker_restarted_resumes_from_the_backup(tmp_path):
+def test_a_killed_worker_restarted_resumes_from_the_backup(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELOPS_BACKUP_EVERY_STEPS", "1")   # a backup after every epoch (the workers inherit it)
     storage = tmp_path / "store"
     config = two_worker_config(storage, epochs=12)
     backup = artifacts.backup_dir(config.version_dir, attempt=1)

@@ -4,7 +4,8 @@ import json
 import pytest
 
 from modelops_training.errors import BadConfig
-from modelops_training.worker_env import indexed_job_hosts, is_chief, task_label, tf_config_from_env, worker_count
+from modelops_training.worker_env import (epochs_between_backups, indexed_job_hosts, is_chief, task_label,
+                                         tf_config_from_env, worker_count)
 
 
 def test_no_worker_environment_means_a_single_process():
@@ -46,3 +47,18 @@ def test_an_explicit_tf_config_wins():
 def test_an_incomplete_worker_environment_is_a_config_error(env, message):
     with pytest.raises(BadConfig, match=message):
         tf_config_from_env(env)
+
+
+@pytest.mark.parametrize("env, steps_per_epoch, expected", [
+    ({}, 44, 12),                                        # default: at least 500 steps between backups
+    ({}, 1000, 1),                                       # long epochs: every epoch
+    ({"MODELOPS_BACKUP_EVERY_STEPS": "1"}, 44, 1),
+    ({"MODELOPS_BACKUP_EVERY_STEPS": "100"}, 44, 3),
+])
+def test_backups_are_spaced_by_a_minimum_number_of_training_steps(env, steps_per_epoch, expected):
+    assert epochs_between_backups(steps_per_epoch, env) == expected
+
+
+def test_backup_spacing_must_be_a_positive_integer():
+    with pytest.raises(BadConfig, match="MODELOPS_BACKUP_EVERY_STEPS: must be at least 1"):
+        epochs_between_backups(10, {"MODELOPS_BACKUP_EVERY_STEPS": "0"})

@@ -1,4 +1,4 @@
-"""One log line per epoch: loss, metric, samples/s and ETA — and whether the run resumed from a backup."""
+"""One log line per epoch: loss, metric, samples/s and ETA — whether the run resumed from a backup, and a stop on a NaN loss."""
 from __future__ import annotations
 
 import logging
@@ -32,6 +32,9 @@ class EpochLog(keras.callbacks.Callback):
         mean = sum(self.epoch_seconds) / len(self.epoch_seconds)
         eta = mean * (self.epochs - epoch - 1)
         values = " ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items())
+        if not math.isfinite((logs or {}).get("loss", 0.0)):
+            # Checked per epoch, not per batch (as TerminateOnNaN does): batch hooks would sync every step.
+            self.model.stop_training = True
         log.info("%s: epoch %d/%d %s samples/s=%.0f eta=%.1fs", self.label, epoch + 1, self.epochs, values,
                  self.samples_per_epoch / seconds if seconds > 0 else math.inf, eta)
 

@@ -17,7 +17,7 @@ from modelops_contracts import manifest as mf
 from modelops_contracts.jobconfig import JobConfig
 from modelops_contracts.report import StageReport
 
-from . import artifacts, data, distribution, export, metrics, pipeline, worker_env
+from . import artifacts, backup, data, distribution, export, metrics, pipeline, worker_env
 from .errors import BadData, TrainingFailed
 from .progress import EpochLog
 from .stage import run_stage
@@ -56,12 +56,13 @@ def _train(config: JobConfig) -> StageReport:
     with tempfile.TemporaryDirectory(prefix="modelops-scratch-") as scratch:
         # The multi-worker pattern: every worker logs, only the chief's logs land in the version.
         log_dir = Path(scratch) / "logs"
-        callbacks = [keras.callbacks.BackupAndRestore(str(artifacts.backup_dir(config.version_dir, spec.attempt))),
-                     keras.callbacks.TerminateOnNaN(), epoch_log,
+        every = worker_env.epochs_between_backups(steps, os.environ)
+        callbacks = [backup.PeriodicBackup(str(artifacts.backup_dir(config.version_dir, spec.attempt)), every),
+                     epoch_log,
                      keras.callbacks.TensorBoard(str(log_dir), histogram_freq=0, profile_batch=0)]
-        log.info("%s: training %s on %d rows (%d features), %d epochs × %d steps, strategy %s with %d replicas",
-                 label, config.model.template, len(prepared.x_train), prepared.num_features, spec.epochs, steps,
-                 spec.strategy, strategy.num_replicas_in_sync)
+        log.info("%s: training %s on %d rows (%d features), %d epochs × %d steps, strategy %s with %d replicas, "
+                 "backup every %d epochs", label, config.model.template, len(prepared.x_train),
+                 prepared.num_features, spec.epochs, steps, spec.strategy, strategy.num_replicas_in_sync, every)
         try:
             history = model.fit(pipeline.training_dataset(prepared.x_train, prepared.y_train, spec.batch_size,
                                                           spec.seed),
@@ -90,6 +91,7 @@ def _train(config: JobConfig) -> StageReport:
                                metric=config.metric, metrics=held_out,
                                message=f"{label}: trained; the chief writes the artifacts")
         training_info = {"epochsRun": len(epochs), "resumedAtEpoch": epoch_log.resumed_at_epoch,
+                         "samplesPerEpoch": steps * spec.batch_size,
                          "samplesPerSecond": round(epoch_log.samples_per_second, 1),
                          "workers": worker_env.worker_count(tf_config),
                          "replicas": strategy.num_replicas_in_sync, "strategy": spec.strategy}
@@ -102,7 +104,8 @@ def _train(config: JobConfig) -> StageReport:
 def _history(history: "keras.callbacks.History", epoch_log: EpochLog) -> list[dict]:
     first = epoch_log.resumed_at_epoch or 0
     keys = list(history.history)
-    return [{"epoch": first + i + 1, **{k: float(history.history[k][i]) for k in keys}}
+    return [{"epoch": first + i + 1, **{k: float(history.history[k][i]) for k in keys},
+             "seconds": round(epoch_log.epoch_seconds[i], 4)}
             for i in range(len(history.history.get("loss", [])))]
 
 

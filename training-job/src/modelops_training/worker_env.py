@@ -11,11 +11,15 @@ sets on each process), read by `tf_config_from_env`, in order of precedence:
    stable pod names behind its headless Service: `<job>-<k>.<service>:<port>` for k in 0..workers-1.
 4. none of these — a single process; no TF_CONFIG.
 
+Optional on every worker: `MODELOPS_BACKUP_EVERY_STEPS` (default 500), the fewest training steps between two
+fault-tolerance backups (see `backup.py`).
+
 Worker 0 is the chief: it alone writes artifacts.
 """
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Mapping
 
 from .errors import BadConfig
@@ -93,3 +97,18 @@ def task_label(tf_config: Mapping[str, Any] | None) -> str:
         return "worker 0/1"
     task = tf_config.get("task", {})
     return f"{task.get('type')} {task.get('index')}/{worker_count(tf_config)}"
+
+
+BACKUP_EVERY_STEPS_ENV = "MODELOPS_BACKUP_EVERY_STEPS"
+DEFAULT_BACKUP_EVERY_STEPS = 500
+
+
+def epochs_between_backups(steps_per_epoch: int, env: Mapping[str, str]) -> int:
+    raw = env.get(BACKUP_EVERY_STEPS_ENV, str(DEFAULT_BACKUP_EVERY_STEPS))
+    try:
+        min_steps = int(raw)
+    except ValueError:
+        raise BadConfig(f"{BACKUP_EVERY_STEPS_ENV}: expected an integer, got {raw!r}") from None
+    if min_steps < 1:
+        raise BadConfig(f"{BACKUP_EVERY_STEPS_ENV}: must be at least 1, got {min_steps}")
+    return max(1, math.ceil(min_steps / steps_per_epoch))

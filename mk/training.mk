@@ -1,0 +1,8 @@
+# training-job: benchmark and the stage commands' tests.
+.PHONY: bench-training test-training
+
+bench-training: venv ## trainer samples/s vs bare model.fit, and the compression table → docs/bench-training.md
+	nice -n 10 $(PY) training-job/bench/bench_training.py --out docs/bench-training.md
+
+test-training: venv ## the training-job's unit and component tests
+	$(PY) -m pytest tests/unit/test_training_*.py tests/component/test_training_*.py $(PYTEST_ARGS)
