@@ -14,13 +14,13 @@ KEEP_LOGS="${2:-}"
 STATE_DIR="$(cd "$STATE_DIR" && pwd)"
 
 ours() { [[ -r /proc/$1/cmdline ]] && tr '\0' ' ' </proc/"$1"/cmdline | grep -qF -- "$STATE_DIR"; }
-pids=()
+pids=(); declare -A names
 # Reverse start order: kwok and the controllers first, etcd last.
 for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
   f="$STATE_DIR/pids/$name.pid"
   [[ -f "$f" ]] || continue
   pid=$(cat "$f")
-  if ours "$pid"; then kill -TERM "$pid" 2>/dev/null && pids+=("$pid"); fi
+  if ours "$pid"; then kill -TERM "$pid" 2>/dev/null && pids+=("$pid") && names[$pid]=$name; fi
 done
 for _ in $(seq 100); do
   left=(); for pid in "${pids[@]}"; do ours "$pid" && left+=("$pid"); done
@@ -28,7 +28,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 for pid in "${left[@]}"; do
-  echo "cluster-down: pid $pid ignored SIGTERM for 10s; sending SIGKILL" >&2
+  echo "cluster-down: ${names[$pid]} (pid $pid) ignored SIGTERM for 10s; sending SIGKILL" >&2
   kill -KILL "$pid" 2>/dev/null || true
 done
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 
+import kubernetes
 import pytest
 
-from tests.support.kube import EXIT_CODE_ANNOTATION, finish_pod, job_pod_names, kubectl, kubectl_json, wait_for
+from tests.support.kube import (
+    EXIT_CODE_ANNOTATION, api_client, finish_pod, job_pod_names, kubectl, kubectl_json, wait_for,
+    write_serviceaccount_kubeconfig,
+)
 
 TIMEOUT_S = 60
 IMAGE = "registry.invalid/modelops/test:1"  # kwok runs no containers: the image is never pulled
@@ -188,18 +192,30 @@ def test_restricted_pod_security_refuses_a_pod_without_hardening_and_admits_a_co
     assert kubectl_json("-n", namespace, "get", "pod", "compliant")["metadata"]["name"] == "compliant"
 
 
-def test_rbac_is_enforced_for_a_serviceaccount_until_a_role_grants_access(namespace):
-    as_default_sa = f"--as=system:serviceaccount:{namespace}:default"
-    denied = kubectl("-n", namespace, "get", "pods", as_default_sa, check=False)
-    assert denied.returncode != 0 and "Forbidden" in denied.stderr
+def test_rbac_is_enforced_for_a_serviceaccount_until_a_role_grants_access(namespace, tmp_path):
+    user = f"system:serviceaccount:{namespace}:default"
+    token_kubeconfig = write_serviceaccount_kubeconfig(namespace, "default", tmp_path / "kubeconfig")
+
+    def can_list_pods() -> dict[str, bool]:
+        impersonated = kubectl("-n", namespace, "get", "pods", f"--as={user}", check=False).returncode == 0
+        with_token = kubectl("-n", namespace, "get", "pods", f"--kubeconfig={token_kubeconfig}", check=False).returncode == 0
+        with api_client(impersonate=user) as client:
+            try:
+                kubernetes.client.CoreV1Api(client).list_namespaced_pod(namespace)
+                python_client = True
+            except kubernetes.client.ApiException as error:
+                assert error.status == 403
+                python_client = False
+        return {"impersonated": impersonated, "token": with_token, "python client": python_client}
+
+    assert can_list_pods() == {"impersonated": False, "token": False, "python client": False}
 
     kubectl("-n", namespace, "create", "role", "pod-reader", "--verb=get,list", "--resource=pods")
     kubectl("-n", namespace, "create", "rolebinding", "pod-reader", "--role=pod-reader",
             f"--serviceaccount={namespace}:default")
 
-    wait_for(lambda: kubectl("-n", namespace, "get", "pods", as_default_sa, check=False).returncode == 0,
-             TIMEOUT_S, "the RoleBinding to take effect")
-    assert kubectl("-n", namespace, "get", "deployments", as_default_sa, check=False).returncode != 0
+    wait_for(lambda: all(can_list_pods().values()), TIMEOUT_S, "the RoleBinding to take effect")
+    assert kubectl("-n", namespace, "get", "deployments", f"--as={user}", check=False).returncode != 0
 
 
 def test_a_gpu_pod_lands_on_the_gpu_node_only_with_the_toleration(namespace):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import kubernetes
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTROLPLANE_DIR = REPO_ROOT / "hack" / "controlplane"
@@ -110,9 +111,37 @@ def kubectl_json(*args: str) -> dict:
     return json.loads(kubectl(*args, "-o", "json").stdout)
 
 
-def api_client() -> kubernetes.client.ApiClient:
-    """A new `kubernetes` ApiClient for the session's cluster (as the cluster admin)."""
-    return kubernetes.config.new_client_from_config(config_file=kubeconfig())
+def api_client(impersonate: str | None = None) -> kubernetes.client.ApiClient:
+    """A new `kubernetes` ApiClient for the session's cluster: the cluster admin, or the user it impersonates.
+
+    `impersonate` is a user name such as "system:serviceaccount:<namespace>:<name>"; RBAC then
+    judges every request as that user (a ServiceAccount also gets its groups).
+    """
+    client = kubernetes.config.new_client_from_config(config_file=kubeconfig())
+    if impersonate is not None:
+        client.set_default_header("Impersonate-User", impersonate)
+    return client
+
+
+def write_serviceaccount_kubeconfig(namespace: str, name: str, path: Path, duration: str = "1h") -> Path:
+    """Writes a kubeconfig at `path` that authenticates as ServiceAccount `namespace/name` (a bound token).
+
+    For running a process (e.g. the operator) exactly as it runs in the cluster, under that account's RBAC.
+    """
+    token = kubectl("-n", namespace, "create", "token", name, f"--duration={duration}").stdout.strip()
+    admin = yaml.safe_load(Path(kubeconfig()).read_text())
+    user = f"system:serviceaccount:{namespace}:{name}"
+    config = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": admin["clusters"][0]["name"], "user": user,
+                                                "namespace": namespace}}],
+        "current-context": user,
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
 
 
 def wait_for(
