@@ -11,6 +11,10 @@ grep -qx "require k8s.io/kubernetes $KUBERNETES_VERSION" "$CONTROLPLANE_DIR/kube
   exit 1
 }
 
+mkdir -p "$(dirname "$BIN_DIR")"
+# Concurrent runs (several checkouts, parallel make) wait for the first instead of building twice.
+exec 9>"$BIN_DIR.lock"
+flock 9
 missing=()
 for b in "${CONTROLPLANE_BINARIES[@]}"; do [[ -x "$BIN_DIR/$b" ]] || missing+=("$b"); done
 if ((${#missing[@]} == 0)); then
