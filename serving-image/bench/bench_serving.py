@@ -159,16 +159,21 @@ def table(cells: list[Cell]) -> str:
     return "\n".join(lines)
 
 
-def ratios(cells: list[Cell]) -> str:
+def verdicts(cells: list[Cell], connections: int) -> str:
+    """The issue's targets, checked against this run's numbers."""
     by = {(c.server, c.instances): c for c in cells}
-    lines = []
+    lines = ["Targets (issue 4), from this run:"]
     for n in sorted({c.instances for c in cells}):
-        ours, peer = by.get(("modelops-serve", n)), by.get(("kserve + LiteRT", n))
-        naive = by.get(("Flask + Keras", n))
+        ours, peer, naive = by.get(("modelops-serve", n)), by.get(("kserve + LiteRT", n)), by.get(("Flask + Keras", n))
         if ours and peer:
-            lines.append(f"- {n} instance(s): modelops-serve / KServe = {ours.requests_per_s / peer.requests_per_s:.2f}× "
-                         f"requests/s and rows/s"
+            ratio = ours.requests_per_s / peer.requests_per_s
+            lines.append(f"- {n} instance(s): modelops-serve / KServe = {ratio:.2f}× requests/s and rows/s "
+                         f"(target ≥ 2×: {'met' if ratio >= 2 else 'NOT met'})"
                          + (f"; / Flask + Keras = {ours.requests_per_s / naive.requests_per_s:,.0f}×" if naive else ""))
+    single = by.get(("modelops-serve", 1))
+    if single:
+        lines.append(f"- p99 for single instances at {connections} connections: {single.p99_ms:.2f} ms "
+                     f"(target ≤ 5 ms: {'met' if single.p99_ms <= 5 else 'NOT met'})")
     return "\n".join(lines)
 
 
@@ -215,7 +220,7 @@ def main() -> int:
         "- server CPU: the process's user+system CPU seconds per wall second during the cell (from /proc); "
         "wrk runs on the same 2 CPUs",
         table(cells),
-        ratios(cells),
+        verdicts(cells, args.connections),
     ]) + "\n"
     args.out.write_text(report)
     (work / "results.json").write_text(json.dumps([c.__dict__ for c in cells], indent=1))

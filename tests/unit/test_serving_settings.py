@@ -1,10 +1,11 @@
 """The server's settings: flags, the environment variables the Deployment sets, and their docs."""
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-from modelops_serving.settings import env_names, parse_settings
+from modelops_serving.settings import default_interpreters, env_names, parse_settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 
@@ -48,3 +49,11 @@ def test_model_dir_and_name_are_required(capsys):
 def test_the_documented_environment_variables_are_exactly_the_ones_read():
     documented = set(re.findall(r"`(MODELOPS_[A-Z_]+)`", DOCS.read_text()))
     assert documented == set(env_names())
+
+
+def test_a_pod_cpu_limit_caps_the_default_interpreter_count(tmp_path):
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("150000 100000\n")          # limits.cpu: 1500m
+    assert default_interpreters(str(cpu_max)) == min(2, len(os.sched_getaffinity(0)))
+    cpu_max.write_text("max 100000\n")
+    assert default_interpreters(str(cpu_max)) == len(os.sched_getaffinity(0))

@@ -6,6 +6,7 @@ import sys
 import time
 from typing import Sequence
 
+import prometheus_client
 import uvicorn
 
 from .app import ServingApp, create_app
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_settings(argv)
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    prometheus_client.disable_created_metrics()   # the *_created series only add scrape weight
     log.info("serving %s from %s on %s:%d", settings.model_name, settings.model_dir, settings.host, settings.port)
     build_server(settings).run()
     return 0

@@ -7,6 +7,7 @@ A flag given on the command line wins over its environment variable.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
@@ -14,8 +15,19 @@ from typing import Any, Mapping, Sequence
 ENV_PREFIX = "MODELOPS_"
 
 
-def default_interpreters() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def default_interpreters(cpu_max_path: str = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use: its affinity, capped by a cgroup v2 CPU limit (a pod's limits.cpu)."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = open(cpu_max_path).read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
 
 
 @dataclass(frozen=True)
