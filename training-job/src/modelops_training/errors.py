@@ -1,16 +1,10 @@
 """Stage failures: each kind maps to one reason and exit code of the stage report contract."""
 from __future__ import annotations
 
-from modelops_contracts import report
-
 
 class StageError(Exception):
     """A failure that ends the stage with a one-line message for people."""
-    reason = "TrainingFailed"
-
-    @property
-    def exit_code(self) -> int:
-        return report.EXIT_CODE_BY_REASON[self.reason]
+    reason = "TrainingFailed"   # one of the stage report's reasons; the CLI exits with its code
 
 
 class BadConfig(StageError):

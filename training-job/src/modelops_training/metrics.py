@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-REGRESSION = ("mse", "mae", "r2")
-CLASSIFICATION = ("accuracy", "auc", "logloss")
 _EPS = 1e-7
 
 
