@@ -106,9 +106,16 @@ def md_status(namespace: str, name: str) -> dict:
     return kubectl_json("get", f"md/{name}", "-n", namespace).get("status") or {}
 
 
+def wait_md(namespace: str, name: str, predicate, describe: str, timeout: float = 60) -> dict:
+    """Poll the resource's status until `predicate(status)`; a timeout shows the last status seen."""
+    try:
+        return wait_for(lambda: predicate(s := md_status(namespace, name)) and s, timeout, describe)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nlast status of md/{name}: {json.dumps(md_status(namespace, name))}") from None
+
+
 def wait_phase(namespace: str, name: str, phase: str, timeout: float = 60) -> dict:
-    return wait_for(lambda: (s := md_status(namespace, name)).get("phase") == phase and s,
-                    timeout, f"md/{name} to reach phase {phase}")
+    return wait_md(namespace, name, lambda s: s.get("phase") == phase, f"md/{name} to reach phase {phase}", timeout)
 
 
 def report(stage: str, version: str, metrics: dict, attempt: int = 1, **fields) -> str:

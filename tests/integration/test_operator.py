@@ -4,7 +4,8 @@ import json
 import pytest
 
 from tests.integration.operator_fixtures import (  # noqa: F401  (fixtures)
-    apply, crd, events, finish_job, load_example, md_status, objects, operator, report, storage, wait_phase,
+    apply, crd, events, finish_job, load_example, md_status, objects, operator, report, storage, wait_md,
+    wait_phase,
 )
 from tests.support.kube import job_pod_names, kubectl, kubectl_json, wait_for
 
@@ -194,8 +195,8 @@ def test_updates_new_version_serving_change_scale_rollback_and_delete(operator, 
     md["spec"]["serving"]["replicas"] = 3
     md["spec"]["serving"]["modelVersion"] = "v1"                         # rollback without retraining
     apply(namespace, md)
-    wait_for(lambda: md_status(namespace, "digits").get("modelVersion") == "v1"
-             and md_status(namespace, "digits").get("phase") == "Ready", 60, "the rollback to v1")
+    wait_md(namespace, "digits", lambda s: s.get("modelVersion") == "v1" and s.get("phase") == "Ready",
+            "the rollback to v1")
     deploy = kubectl_json("get", "deployment/digits", "-n", namespace)
     assert deploy["spec"]["template"]["metadata"]["labels"][version_label] == "v1"
     assert len(objects(namespace, "jobs")) == jobs_before

@@ -152,3 +152,39 @@ def test_pinning_a_version_rolls_back_and_an_unknown_pin_is_refused():
     plan = step(md, p.Observed(deployment=rolled_out("v1")))
     assert get_condition(md["status"]["conditions"], "Ready")["reason"] == "UnknownVersion"
     assert not any(o["kind"] == "Deployment" for o in plan.apply)
+
+
+def schema_keys_missing(value, schema, path="status"):
+    """Paths in `value` the CRD schema would prune (status without preserve-unknown-fields)."""
+    missing = []
+    if isinstance(value, dict):
+        props, extra = schema.get("properties"), schema.get("additionalProperties")
+        for key, child in value.items():
+            if props is not None and key in props:
+                missing += schema_keys_missing(child, props[key], f"{path}.{key}")
+            elif extra is not None:
+                missing += schema_keys_missing(child, extra if isinstance(extra, dict) else {}, f"{path}.{key}")
+            else:
+                missing.append(f"{path}.{key}")
+    elif isinstance(value, list) and "items" in schema:
+        for item in value:
+            missing += schema_keys_missing(item, schema["items"], f"{path}[]")
+    return missing
+
+
+def test_everything_the_planner_writes_survives_the_crds_pruning():
+    import yaml
+    from operator_samples import ROOT
+    crd = yaml.safe_load((ROOT / "crds" / "modeldeployments.modelops.io.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    md = body()
+    md["spec"]["evaluation"]["maxRetrains"] = 0
+    statuses = [step(md)]
+    statuses.append(step(md, p.Observed(training_job=finished("train", accuracy=0.5))))     # Failed
+    md2 = body()
+    for observed in (None, p.Observed(training_job=finished("train", accuracy=0.95)),
+                     p.Observed(compression_job=finished("compress", accuracy=0.95)),
+                     p.Observed(deployment=rolled_out("v1"))):
+        statuses.append(step(md2, observed))
+    for plan in statuses:
+        assert schema_keys_missing(plan.status, schema) == []
