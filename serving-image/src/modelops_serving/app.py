@@ -147,17 +147,17 @@ class ServingApp:
     async def _http(self, scope, receive, send) -> None:
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
-        label, status = "other", 500
+        label = "other"
         try:
             handler, label, params = self._route(method, path)
             status, body, headers = await handler(_Request(scope, receive, params))
-            content_type = headers.pop(0)[1] if headers and headers[0][0] == b"content-type" else JSON
         except HttpError as e:
-            status, body, headers, content_type = e.status, orjson.dumps({"error": e.message}), list(e.headers), JSON
+            status, body, headers = e.status, orjson.dumps({"error": e.message}), list(e.headers)
         except Exception as e:  # a bug, not bad input: log it, keep the worker alive
             log.exception("internal error on %s %s", method, path)
-            status, body, headers, content_type = 500, orjson.dumps({"error": f"internal error: {type(e).__name__}"}), [], JSON
-        headers.append((b"content-type", content_type))
+            status, body, headers = 500, orjson.dumps({"error": f"internal error: {type(e).__name__}"}), []
+        if not any(name == b"content-type" for name, _ in headers):
+            headers.append((b"content-type", JSON))
         headers.append((b"content-length", str(len(body)).encode()))
         if self.draining:
             headers.append((b"connection", b"close"))

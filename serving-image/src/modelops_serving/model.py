@@ -30,10 +30,6 @@ class ServedModel:
         return self.manifest.version if self.manifest else ""
 
     @property
-    def task(self) -> str:
-        return self.manifest.task if self.manifest else ""
-
-    @property
     def input_width(self) -> int:
         return self.runtime.input_width if self.runtime else 0
 
