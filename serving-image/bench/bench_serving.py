@@ -29,13 +29,43 @@ from serving_fixtures import build_version_dir, digits, free_port, poll  # noqa:
 
 CACHE = Path(os.environ.get("MODELOPS_CACHE", Path.home() / ".cache" / "modelops"))
 KSERVE_PYTHON = CACHE / "bench-kserve-venv" / "bin" / "python"
-PATH = "/v1/models/digits:predict"
+V1_PATH = "/v1/models/digits:predict"
+V2_PATH = "/v2/models/digits/infer"
+OURS = "modelops-serve"
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Workload:
+    protocol: str          # what the table says
+    instances: int
+    path: str
+    body: Path
+    header_length: str = ""
+
+
+def write_workloads(x: np.ndarray, work: Path) -> list[Workload]:
+    """V1 JSON bodies for every server; for ours also the V2 binary tensors tritonclient sends by default."""
+    workloads = []
+    for n in (1, 32):
+        v1 = work / f"v1-{n}.json"
+        v1.write_text(json.dumps({"instances": np.asarray(x[:n]).tolist()}))
+        workloads.append(Workload("TF Serving REST, JSON", n, V1_PATH, v1))
+    for n in (1, 32):
+        raw = np.ascontiguousarray(x[:n], dtype="<f4").tobytes()
+        header = json.dumps({"inputs": [{"name": "features", "datatype": "FP32", "shape": [n, 64],
+                                         "parameters": {"binary_data_size": len(raw)}}],
+                             "outputs": [{"name": "output", "parameters": {"binary_data": True}}]}).encode()
+        v2 = work / f"v2-{n}.bin"
+        v2.write_bytes(header + raw)
+        workloads.append(Workload("Open Inference V2, binary", n, V2_PATH, v2, str(len(header))))
+    return workloads
 
 
 @dataclass
 class Cell:
     server: str
+    protocol: str
     instances: int
     requests_per_s: float
     p50_ms: float
@@ -75,16 +105,17 @@ def parse_wrk(text: str) -> tuple[float, float, float, int]:
     return rps, p50, p99, errors
 
 
-def run_wrk(url: str, body: Path, seconds: float, connections: int) -> str:
+def run_wrk(url: str, w: Workload, seconds: float, connections: int) -> str:
     done = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s",
-                           str(HERE / "post.lua"), url], env={**os.environ, "BODY": str(body)},
+                           str(HERE / "post.lua"), url],
+                          env={**os.environ, "BODY": str(w.body), "HEADER_LENGTH": w.header_length},
                           capture_output=True, text=True, timeout=seconds + 60, check=True)
     return done.stdout
 
 
 def start(name: str, model_dir: Path, port: int, log: Path) -> subprocess.Popen:
     commands = {
-        "modelops-serve": [str(Path(sys.executable).parent / "modelops-serve"), "--model-dir", str(model_dir),
+        OURS: [str(Path(sys.executable).parent / "modelops-serve"), "--model-dir", str(model_dir),
                            "--model-name", "digits", "--port", str(port), "--log-level", "warning"],
         "kserve + LiteRT": [str(KSERVE_PYTHON), str(HERE / "kserve_litert_server.py"), str(model_dir / "model.tflite"),
                             str(port)],
@@ -92,7 +123,7 @@ def start(name: str, model_dir: Path, port: int, log: Path) -> subprocess.Popen:
     }
     sink = open(log, "wb")
     process = subprocess.Popen(commands[name], stdout=sink, stderr=subprocess.STDOUT, cwd=HERE)
-    url = f"http://127.0.0.1:{port}{PATH}"
+    url = f"http://127.0.0.1:{port}{V1_PATH}"
 
     def answers() -> bool:
         if process.poll() is not None:
@@ -105,22 +136,26 @@ def start(name: str, model_dir: Path, port: int, log: Path) -> subprocess.Popen:
     return process
 
 
-def measure(name: str, process: subprocess.Popen, port: int, bodies: dict[int, Path], seconds: float,
+def measure(name: str, process: subprocess.Popen, port: int, workloads: list[Workload], seconds: float,
             connections: int) -> list[Cell]:
-    url = f"http://127.0.0.1:{port}{PATH}"
     cells = []
-    for instances, body in bodies.items():
-        run_wrk(url, body, min(2.0, seconds), connections)          # warm-up, not measured
+    for w in workloads:
+        url = f"http://127.0.0.1:{port}{w.path}"
+        headers = {"inference-header-content-length": w.header_length} if w.header_length else {}
+        check = httpx.post(url, content=w.body.read_bytes(), headers=headers, timeout=30)
+        if check.status_code != 200:
+            raise RuntimeError(f"{name} refused the {w.protocol} body: {check.status_code} {check.text[:200]}")
+        run_wrk(url, w, min(2.0, seconds), connections)          # warm-up, not measured
         load = os.getloadavg()[0]
         cpu0, t0 = cpu_seconds(process.pid), time.monotonic()
-        text = run_wrk(url, body, seconds, connections)
+        text = run_wrk(url, w, seconds, connections)
         cpu1, t1 = cpu_seconds(process.pid), time.monotonic()
         rps, p50, p99, errors = parse_wrk(text)
         requests = rps * (t1 - t0)
-        cells.append(Cell(name, instances, rps, p50, p99, errors, (cpu1 - cpu0) / (t1 - t0),
+        cells.append(Cell(name, w.protocol, w.instances, rps, p50, p99, errors, (cpu1 - cpu0) / (t1 - t0),
                           (cpu1 - cpu0) / max(requests, 1) * 1e6, rss_mib(process.pid), load))
-        print(f"{name:16s} {instances:3d} inst: {rps:9.1f} req/s p50 {p50:7.2f} ms p99 {p99:7.2f} ms "
-              f"errors {errors} cpu {cells[-1].cpu_cores:.2f} cores load {load:.2f}", flush=True)
+        print(f"{name:16s} {w.protocol:26s} {w.instances:3d} inst: {rps:9.1f} req/s p50 {p50:7.2f} ms "
+              f"p99 {p99:7.2f} ms errors {errors} cpu {cells[-1].cpu_cores:.2f} cores load {load:.2f}", flush=True)
     return cells
 
 
@@ -149,11 +184,11 @@ def machine() -> str:
 
 
 def table(cells: list[Cell]) -> str:
-    lines = ["| server | instances/request | requests/s | rows/s | p50 ms | p99 ms | errors | server CPU (cores) | "
+    lines = ["| server | protocol | instances/request | requests/s | rows/s | p50 ms | p99 ms | errors | server CPU (cores) | "
              "CPU µs/request | RSS MiB | load avg (1 min) before |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
-        lines.append(f"| {c.server} | {c.instances} | {c.requests_per_s:,.0f} | {c.rows_per_s:,.0f} | {c.p50_ms:.2f} | "
+        lines.append(f"| {c.server} | {c.protocol} | {c.instances} | {c.requests_per_s:,.0f} | {c.rows_per_s:,.0f} | {c.p50_ms:.2f} | "
                      f"{c.p99_ms:.2f} | {c.errors} | {c.cpu_cores:.2f} | {c.cpu_us_per_request:,.0f} | "
                      f"{c.rss_mib:.0f} | {c.load_before:.2f} |")
     return "\n".join(lines)
@@ -161,16 +196,16 @@ def table(cells: list[Cell]) -> str:
 
 def verdicts(cells: list[Cell], connections: int) -> str:
     """The issue's targets, checked against this run's numbers."""
-    by = {(c.server, c.instances): c for c in cells}
-    lines = ["Targets (issue 4), from this run:"]
+    by = {(c.server, c.instances): c for c in cells if c.protocol.startswith("TF Serving")}
+    lines = ["Targets (issue 4), from this run (same protocol and bodies for all three servers):"]
     for n in sorted({c.instances for c in cells}):
-        ours, peer, naive = by.get(("modelops-serve", n)), by.get(("kserve + LiteRT", n)), by.get(("Flask + Keras", n))
+        ours, peer, naive = by.get((OURS, n)), by.get(("kserve + LiteRT", n)), by.get(("Flask + Keras", n))
         if ours and peer:
             ratio = ours.requests_per_s / peer.requests_per_s
             lines.append(f"- {n} instance(s): modelops-serve / KServe = {ratio:.2f}× requests/s and rows/s "
                          f"(target ≥ 2×: {'met' if ratio >= 2 else 'NOT met'})"
                          + (f"; / Flask + Keras = {ours.requests_per_s / naive.requests_per_s:,.0f}×" if naive else ""))
-    single = by.get(("modelops-serve", 1))
+    single = by.get((OURS, 1))
     if single:
         lines.append(f"- p99 for single instances at {connections} connections: {single.p99_ms:.2f} ms "
                      f"(target ≤ 5 ms: {'met' if single.p99_ms <= 5 else 'NOT met'})")
@@ -191,24 +226,24 @@ def main() -> int:
     x, _ = digits()
     work = CACHE / "bench-serving" / "run"
     work.mkdir(parents=True, exist_ok=True)
-    bodies = {}
-    for n in (1, 32):
-        bodies[n] = work / f"body-{n}.json"
-        bodies[n].write_text(json.dumps({"instances": np.asarray(x[:n]).tolist()}))
+    workloads = write_workloads(x, work)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     cells: list[Cell] = []
     for name in args.servers.split(","):
         port = free_port()
         process = start(name, model_dir, port, work / f"{name.split()[0]}.log")
         try:
-            cells += measure(name, process, port, bodies, args.duration, args.connections)
+            mine = workloads if name == OURS else [w for w in workloads if w.path == V1_PATH]
+            cells += measure(name, process, port, mine, args.duration, args.connections)
         finally:
             stop(process)
     report = "\n\n".join([
         "# Serving benchmark",
         "Written by `make bench-serving` (`serving-image/bench/bench_serving.py`); a measurement, not a test.",
         f"- run: {started}, `wrk -t1 -c{args.connections} -d{args.duration:g}s --latency` on 127.0.0.1, "
-        f"POST `{PATH}` with `{{\"instances\": [...]}}` bodies of 1 and 32 digits rows (64 floats each)\n"
+        f"POST `{V1_PATH}` with `{{\"instances\": [...]}}` bodies of 1 and 32 digits rows (64 floats each) "
+        f"to every server; ours also gets `{V2_PATH}` with binary tensors (the Open Inference Protocol's "
+        "binary extension, tritonclient's default), which KServe's V1 path and Flask do not offer\n"
         f"- machine: {machine()}; shared with other engineers' builds and tests, so the 1-minute load average "
         "is recorded before each cell\n"
         f"- model: MLP 64→128→10 trained on the bundled digits, dynamic-range TFLite "
