@@ -139,7 +139,8 @@ def test_a_deployment_rolls_out_a_new_template_and_the_old_pods_go_away(namespac
     def rolled_out_images() -> set[str]:
         pods = kubectl_json("-n", namespace, "get", "pods", "-l", "app=web")["items"]
         status = kubectl_json("-n", namespace, "get", "deployment", "web")["status"]
-        done = status.get("updatedReplicas") == status.get("readyReplicas") == status.get("replicas") == 2
+        # The status counts a terminating pod as gone before kwok has removed it: wait for both.
+        done = status.get("updatedReplicas") == status.get("readyReplicas") == status.get("replicas") == len(pods) == 2
         return done and {p["spec"]["containers"][0]["image"] for p in pods}
 
     assert wait_for(rolled_out_images, TIMEOUT_S, "the rollout of the new image") == {f"{IMAGE}-next"}
