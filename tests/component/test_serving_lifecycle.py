@@ -15,14 +15,15 @@ from serving_fixtures import digits, digits_dir, poll, reference_outputs, runnin
 pytestmark = pytest.mark.component
 
 
-def copy_version(source, dest, *, drop_tflite=False):
+def copy_version(source, dest, *, drop=()):
+    """A copy of a version directory, without the servables named in `drop`."""
     shutil.copytree(source, dest)
-    if drop_tflite:
-        manifest = json.loads((dest / "manifest.json").read_text())
-        del manifest["servables"]["tflite"]
-        del manifest["files"]["model.tflite"]
-        (dest / "manifest.json").write_text(json.dumps(manifest))
-        (dest / "model.tflite").unlink()
+    manifest = json.loads((dest / "manifest.json").read_text())
+    for kind in drop:
+        path = manifest["servables"].pop(kind)
+        manifest["files"] = {f: e for f, e in manifest["files"].items() if f != path and not f.startswith(path + "/")}
+        shutil.rmtree(dest / path) if (dest / path).is_dir() else (dest / path).unlink()
+    (dest / "manifest.json").write_text(json.dumps(manifest))
     return dest
 
 
@@ -47,16 +48,18 @@ def test_a_version_that_fails_verification_is_refused_and_the_reason_shown(digit
         assert status["state"] == "LOADING" and reason in status["status"]["error_message"]
 
 
-def test_without_a_tflite_file_the_saved_model_is_served_with_tensorflow(digits_dir, tmp_path):
+@pytest.mark.parametrize("drop, platform", [(("tflite",), "tensorflow_savedmodel"),
+                                             (("tflite", "savedModel"), "tensorflow_keras")])
+def test_without_a_tflite_file_tensorflow_serves_the_model(digits_dir, tmp_path, drop, platform):
     import tensorflow as tf
 
-    version = copy_version(digits_dir, tmp_path / "v1", drop_tflite=True)
+    version = copy_version(digits_dir, tmp_path / "v1", drop=drop)
     x, _ = digits()
-    signature = tf.saved_model.load(str(version / "saved_model")).signatures["serving_default"]
+    signature = tf.saved_model.load(str(digits_dir / "saved_model")).signatures["serving_default"]
     expected = signature(features=tf.constant(x[:3]))["output"].numpy()
     with running_server(version, "digits", tmp_path) as server:
         server.wait_ready(timeout=120)
-        assert server.get("/v2/models/digits").json()["platform"] == "tensorflow_savedmodel"
+        assert server.get("/v2/models/digits").json()["platform"] == platform
         reply = server.post("/v1/models/digits:predict", json={"instances": x[:3].tolist()})
         np.testing.assert_allclose(reply.json()["predictions"], expected, rtol=1e-5, atol=1e-6)
 
