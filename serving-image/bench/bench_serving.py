@@ -136,6 +136,19 @@ def start(name: str, model_dir: Path, port: int, log: Path) -> subprocess.Popen:
     return process
 
 
+def check_kserve_client(port: int, x: np.ndarray, work: Path) -> str:
+    """KServe's own V2 client, unchanged, against our server (it lives in the KServe venv)."""
+    rows = np.ascontiguousarray(x[:4], dtype=np.float32)
+    expected = httpx.post(f"http://127.0.0.1:{port}{V1_PATH}", json={"instances": rows.tolist()}, timeout=30)
+    data = work / "kserve-client.npz"
+    np.savez(data, rows=rows, expected=np.array(expected.json()["predictions"], dtype=np.float32))
+    done = subprocess.run([str(KSERVE_PYTHON), str(HERE / "kserve_client_check.py"), f"http://127.0.0.1:{port}",
+                           str(data)], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"the KServe SDK client failed against our server: {done.stderr[-2000:]}")
+    return done.stdout.strip()
+
+
 def measure(name: str, process: subprocess.Popen, port: int, workloads: list[Workload], seconds: float,
             connections: int) -> list[Cell]:
     cells = []
@@ -229,10 +242,13 @@ def main() -> int:
     workloads = write_workloads(x, work)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     cells: list[Cell] = []
+    client_check = "not run (our server not in --servers)"
     for name in args.servers.split(","):
         port = free_port()
         process = start(name, model_dir, port, work / f"{name.split()[0]}.log")
         try:
+            if name == OURS:
+                client_check = check_kserve_client(port, x, work)
             mine = workloads if name == OURS else [w for w in workloads if w.path == V1_PATH]
             cells += measure(name, process, port, mine, args.duration, args.connections)
         finally:
@@ -253,7 +269,8 @@ def main() -> int:
         "running the same TFLite on LiteRT; the tutorial Flask app (its own threaded server) calling "
         "tf-keras `model.predict` on `model.keras`\n"
         "- server CPU: the process's user+system CPU seconds per wall second during the cell (from /proc); "
-        "wrk runs on the same 2 CPUs",
+        "wrk runs on the same 2 CPUs\n"
+        f"- client compatibility, checked in the same run: {client_check}",
         table(cells),
         verdicts(cells, args.connections),
     ]) + "\n"
