@@ -26,8 +26,10 @@ OPERATOR = Path(sys.executable).parent / "modelops-operator"
 class OperatorProcess:
     """One `modelops-operator` process; start() again after kill() is an operator restart."""
 
-    def __init__(self, namespace: str, log_dir: Path, extra_env: dict[str, str] | None = None):
+    def __init__(self, namespace: str, log_dir: Path, extra_env: dict[str, str] | None = None,
+                 health_port: int = 0, metrics_port: int = 0):
         self.namespace = namespace
+        self.ports = (health_port, metrics_port)
         self.log_dir = log_dir
         self.env = {**os.environ, **(extra_env or {})}
         self.proc: subprocess.Popen | None = None
@@ -40,8 +42,8 @@ class OperatorProcess:
     def start(self) -> "OperatorProcess":
         self.starts += 1
         self.proc = subprocess.Popen(
-            [str(OPERATOR), "--namespace", self.namespace, "--health-port", "0", "--metrics-port", "0",
-             "--log-level", "debug"],
+            [str(OPERATOR), "--namespace", self.namespace, "--health-port", str(self.ports[0]),
+             "--metrics-port", str(self.ports[1]), "--host", "127.0.0.1", "--log-level", "debug"],
             stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=self.env)
         return self
 

@@ -16,7 +16,7 @@ from .pipeline import job_state
 from .spec import SpecError, parse
 
 
-def delete_artifacts(reconciler: Any, body: Mapping[str, Any], retry: int, *, last_try: bool,
+def delete_artifacts(reconciler: Any, body: Mapping[str, Any], *, out_of_time: bool, retry_delay_s: float,
                      logger: logging.Logger) -> None:
     meta = body["metadata"]
     owner = b.Owner(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
@@ -35,11 +35,11 @@ def delete_artifacts(reconciler: Any, body: Mapping[str, Any], retry: int, *, la
     if state is not None and state.succeeded:
         reconciler.post_event(body, "Normal", "ArtifactsDeleted", f"deleted {where}")
         return
-    if last_try or (state is not None and state.failed):
+    if out_of_time or (state is not None and state.failed):
         reconciler.post_event(body, "Warning", "ArtifactsNotDeleted",
                               f"could not delete {where} (cleanup Job {name}: "
                               f"{(state.failure_message if state else None) or 'did not finish'}); "
                               "releasing the finalizer, delete the files by hand")
         logger.warning("artifacts of %s/%s left in storage", owner.namespace, owner.name)
         return
-    raise kopf.TemporaryError(f"waiting for cleanup Job {name} (try {retry + 1})", delay=5)
+    raise kopf.TemporaryError(f"waiting for cleanup Job {name}", delay=retry_delay_s)

@@ -5,6 +5,7 @@ for the owning ModelDeployment; a slow timer covers anything a watch might miss.
 """
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import kopf
@@ -47,8 +48,8 @@ def _wants_artifacts_deleted(spec: kopf.Spec, **_: Any) -> bool:
 
 
 # Only resources that ask for it get the finalizer; deletion of the others never waits on us.
-@kopf.on.delete(c.GROUP, c.VERSION, c.PLURAL, id="delete-artifacts", when=_wants_artifacts_deleted,
-                retries=24, backoff=5)
-def on_delete_modeldeployment(body: kopf.Body, retry: int, memo: kopf.Memo, logger: kopf.Logger,
-                              **_: Any) -> None:
-    delete_artifacts(memo.reconciler, body, retry, last_try=retry >= 23, logger=logger)
+@kopf.on.delete(c.GROUP, c.VERSION, c.PLURAL, id="delete-artifacts", when=_wants_artifacts_deleted, backoff=5)
+def on_delete_modeldeployment(body: kopf.Body, runtime: datetime.timedelta, memo: kopf.Memo,
+                              logger: kopf.Logger, **_: Any) -> None:
+    delete_artifacts(memo.reconciler, body, out_of_time=runtime.total_seconds() >= memo.cleanup_timeout_s,
+                     retry_delay_s=min(5.0, memo.cleanup_timeout_s / 4), logger=logger)

@@ -36,6 +36,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "Empty: standalone")
     p.add_argument("--training-image", default=env("MODELOPS_TRAINING_IMAGE", c.DEFAULT_TRAINING_IMAGE))
     p.add_argument("--serving-image", default=env("MODELOPS_SERVING_IMAGE", c.DEFAULT_SERVING_IMAGE))
+    p.add_argument("--cleanup-timeout", type=float, default=float(env("MODELOPS_CLEANUP_TIMEOUT_S", "300")),
+                   help="seconds a deletion waits for the artifact clean-up Job before releasing the finalizer")
     p.add_argument("--log-level", default=env("MODELOPS_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"])
     args = p.parse_args(argv)
@@ -72,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.host)
     memo = kopf.Memo(reconciler=Reconciler(Kube.connect(), b.Images(args.training_image, args.serving_image),
-                                           metrics))
+                                           metrics), cleanup_timeout_s=args.cleanup_timeout)
     kopf.run(settings=operator_settings(args), memo=memo, standalone=not args.peering,
              peering_name=args.peering or None, clusterwide=not args.namespace, namespaces=args.namespace,
              liveness_endpoint=f"http://{args.host}:{args.health_port}/healthz" if args.health_port else None)

@@ -6,6 +6,7 @@ timer) runs the same pass, serialised per resource, so a missed or repeated even
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -73,15 +74,20 @@ class Reconciler:
         run, _ = pipeline.current_run(body.get("status") or {}, spec, now, owner)
         observed = self._observe(owner, run)
         plan = pipeline.plan(body, spec, observed, self.images, now)
-        for kind, child in plan.delete:
-            self.kube.delete(kind, namespace, child)
-        for obj in plan.apply:
-            self.kube.apply(obj)
-        for obj in plan.create_only:
-            try:
-                self.kube.create_or_adopt(obj)
-            except ConflictError as e:
-                plan.events.append(("Warning", "NameConflict", str(e)))
+        try:
+            for kind, child in plan.delete:
+                self.kube.delete(kind, namespace, child)
+            for obj in plan.apply:
+                self.kube.apply(obj)
+            for obj in plan.create_only:
+                try:
+                    self.kube.create_or_adopt(obj)
+                except ConflictError as e:
+                    plan.events.append(("Warning", "NameConflict", str(e)))
+        except ApiException as e:
+            # Say why in the resource's events (e.g. a quota or RBAC refusal); the next pass retries.
+            self.post_event(body, "Warning", "ApplyFailed", f"{e.status} {e.reason}: {_api_message(e)}")
+            raise
         if plan.status != (body.get("status") or {}):
             self.kube.replace_status(body, plan.status)
         for kind, reason, message in plan.events:
@@ -130,3 +136,10 @@ class Reconciler:
             self.kube.create_event(meta["namespace"], event)
         except ApiException as e:  # an event is worth a log line, never a failed reconcile
             log.warning("could not post event %s for %s/%s: %s", reason, meta["namespace"], meta["name"], e.reason)
+
+
+def _api_message(error: ApiException) -> str:
+    try:
+        return json.loads(error.body).get("message", "")[:500]
+    except (TypeError, ValueError):
+        return ""

@@ -1,0 +1,104 @@
+"""Operating the operator: least-privilege RBAC, artifact deletion that never hangs, metrics and health."""
+import json
+import socket
+import urllib.request
+
+import yaml
+
+from tests.integration.operator_fixtures import (  # noqa: F401  (fixtures)
+    OperatorProcess, apply, crd, events, finish_job, load_example, md_status, objects, report, storage, wait_phase,
+)
+from tests.integration.test_operator import drive_to_ready
+from tests.support.kube import REPO_ROOT, job_pod_names, kubectl, kubectl_json, wait_for
+
+RULES = yaml.safe_load((REPO_ROOT / "manifests" / "helm" / "modelops" / "files" / "operator-rules.yaml").read_text())
+
+
+def service_account_kubeconfig(namespace: str, tmp_path) -> str:
+    """A kubeconfig for ServiceAccount `modelops-operator` holding exactly the chart's rules."""
+    role = f"modelops-operator-{namespace}"
+    kubectl("create", "serviceaccount", "modelops-operator", "-n", namespace)
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
+        "rules": RULES}))
+    kubectl("create", "clusterrolebinding", role, f"--clusterrole={role}",
+            f"--serviceaccount={namespace}:modelops-operator")
+    token = kubectl("create", "token", "modelops-operator", "-n", namespace, "--duration=1h").stdout.strip()
+    config = yaml.safe_load(kubectl("config", "view", "--raw", "--minify").stdout)
+    config["users"][0]["user"] = {"token": token}
+    path = tmp_path / "operator.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_the_operator_with_exactly_the_charts_permissions_completes_a_pipeline(crd, namespace, storage, tmp_path):
+    op = OperatorProcess(namespace, tmp_path, {"KUBECONFIG": service_account_kubeconfig(namespace, tmp_path)}).start()
+    try:
+        apply(namespace, load_example("diabetes-multiworker"))
+        wait_phase(namespace, "diabetes", "Training")
+        drive_to_ready(namespace, "diabetes", metric="r2", accuracy=0.45, pods=2)
+        kubectl("delete", "md/diabetes", "-n", namespace, "--wait=true", "--timeout=30s")
+    finally:
+        op.stop()
+    log = op.log.read_text()
+    assert "Forbidden" not in log and " 403" not in log, op.logs()
+
+
+def test_deleting_with_artifacts_runs_a_cleanup_job_then_releases(crd, namespace, storage, tmp_path):
+    op = OperatorProcess(namespace, tmp_path).start()
+    try:
+        md = load_example("linear-regression")
+        md["spec"]["storage"]["deleteOnModelDeletion"] = True
+        apply(namespace, md)
+        wait_for(lambda: "modelops.io/artifacts" in kubectl_json("get", "md/linear", "-n", namespace)["metadata"].get(
+            "finalizers", []), 30, "the artifacts finalizer")
+        kubectl("delete", "md/linear", "-n", namespace, "--wait=false")
+        job = wait_for(lambda: [j for j in objects(namespace, "jobs") if "-cleanup-" in j["metadata"]["name"]],
+                       30, "the cleanup Job")[0]
+        command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+        assert command[-1] == f"/mnt/pvc/models/{namespace}/linear"
+        finish_job(namespace, job["metadata"]["name"])
+        wait_for(lambda: kubectl("get", "md/linear", "-n", namespace, check=False).returncode != 0,
+                 60, "the ModelDeployment to be gone")
+    finally:
+        op.stop()
+
+
+def test_deletion_never_hangs_when_storage_does_not_answer(crd, namespace, storage, tmp_path):
+    op = OperatorProcess(namespace, tmp_path, {"MODELOPS_CLEANUP_TIMEOUT_S": "6"}).start()
+    try:
+        md = load_example("linear-regression")
+        md["spec"]["storage"]["deleteOnModelDeletion"] = True
+        apply(namespace, md)
+        wait_for(lambda: kubectl_json("get", "md/linear", "-n", namespace)["metadata"].get("finalizers"),
+                 30, "the artifacts finalizer")
+        kubectl("delete", "md/linear", "-n", namespace, "--wait=false")
+        # Nobody finishes the cleanup pod: storage "hangs". The finalizer must still be released.
+        wait_for(lambda: kubectl("get", "md/linear", "-n", namespace, check=False).returncode != 0,
+                 60, "the ModelDeployment to be gone despite the stuck cleanup")
+        warnings = [e for e in objects(namespace, "events") if e.get("reason") == "ArtifactsNotDeleted"]
+        assert warnings and "delete the files by hand" in warnings[0]["message"]
+    finally:
+        op.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_operator_serves_health_and_prometheus_metrics(crd, namespace, storage, tmp_path):
+    health, metrics = free_port(), free_port()
+    op = OperatorProcess(namespace, tmp_path, health_port=health, metrics_port=metrics).start()
+    try:
+        apply(namespace, load_example("digits-classifier"))
+        wait_phase(namespace, "digits", "Training")
+        wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=2).status == 200,
+                 30, "the liveness endpoint", ignoring=(OSError,))
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=2).read().decode()
+        assert 'modelops_models{phase="Training"} 1.0' in text
+        assert 'modelops_reconciles_total{result="ok"}' in text
+        assert "modelops_reconcile_duration_seconds_bucket" in text
+    finally:
+        op.stop()
