@@ -106,6 +106,7 @@ class LocalRun:
         self.processes = processes
         self.owner = b.Owner(namespace=namespace, name=name, uid="local")
         self.work = Path(tempfile.mkdtemp(prefix="modelops-run-"))
+        self.server: subprocess.Popen | None = None
 
     @property
     def storage_root(self) -> Path:
@@ -173,6 +174,7 @@ class LocalRun:
                                      "--max-batch-size", str(self.spec.max_batch_size),
                                      "--max-latency-ms", str(self.spec.max_latency_ms)],
                                     stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.server = proc
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -270,8 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"  {describe_prediction(sample, manifest_contract.read(version_dir))}")
         if args.keep_serving:
             say("serving; Ctrl-C to stop")
-            while all(p.poll() is None for p in processes.children):
+            while run.server is not None and run.server.poll() is None:
                 time.sleep(1)
+            if run.server is not None and run.server.returncode:
+                raise RunError(f"modelops-serve exited with code {run.server.returncode}")
         return 0
     except (RunError, manifest_contract.ManifestError) as e:
         say(f"error: {e}")

@@ -1,0 +1,95 @@
+"""`make demo`'s command on the demo example: the whole local pipeline, checked from the outside."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelops_contracts import manifest
+
+pytestmark = pytest.mark.component
+ROOT = Path(__file__).resolve().parents[2]
+MODELOPS = Path(sys.executable).parent / "modelops"
+
+
+def run_demo(storage: Path, example: str) -> str:
+    result = subprocess.run([str(MODELOPS), "run", str(ROOT / "examples" / example), "--storage", str(storage)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_the_demo_trains_compresses_serves_and_its_prediction_comes_from_the_served_model(tmp_path):
+    out = run_demo(tmp_path, "digits-classifier.yaml")
+    for stage in ("==> train v1 attempt 1", "==> compress v1", "==> serve v1", "==> summary", "==> sample prediction"):
+        assert stage in out
+    assert re.search(r"epoch 15/15 .*samples/s=", out), "per-epoch progress is shown"
+    version_dir = tmp_path / "models" / "default" / "digits" / "v1"
+    m = manifest.verify(version_dir)
+    assert "tflite" in m.servables
+    plot = tmp_path / "models" / "default" / "digits" / "v1-training-curve.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and str(plot) in out
+
+    # The printed answer must be what the served TFLite model computes for the printed row.
+    row = json.loads(re.search(r"-d '(\{.*\})'", out).group(1))["instances"][0]
+    answer = json.loads(re.search(r"  -> (\{.*\})", out).group(1))["predictions"][0]
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=str(version_dir / m.servables["tflite"]))
+    interpreter.allocate_tensors()
+    inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.set_tensor(inp["index"], np.array([row], dtype=np.float32))
+    interpreter.invoke()
+    expected = interpreter.get_tensor(outp["index"])[0]
+    np.testing.assert_allclose(answer, expected, atol=1e-5)
+    predicted = int(np.argmax(expected))
+    assert f"predicted class {m.classes[predicted] if m.classes else predicted} " in out
+    accuracy = float(re.search(r"held-out accuracy\s+([0-9.]+)", out).group(1))
+    assert accuracy >= 0.9
+
+
+def test_a_second_run_makes_the_next_version(tmp_path):
+    run_demo(tmp_path, "linear-regression.yaml")
+    out = run_demo(tmp_path, "linear-regression.yaml")
+    assert "==> train v2 attempt 1" in out
+    assert (tmp_path / "models" / "default" / "linear" / "v1").is_dir()
+
+
+def test_an_invalid_file_is_refused_naming_the_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    text = (ROOT / "examples" / "linear-regression.yaml").read_text().replace("epochs: 40", "epochs: 0")
+    bad.write_text(text)
+    result = subprocess.run([str(MODELOPS), "run", str(bad), "--storage", str(tmp_path)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1
+    assert "spec.training.hyperparameters.epochs: 0 is less than the minimum of 1" in result.stdout
+
+
+def processes_mentioning(text: str) -> list[str]:
+    out = subprocess.run(["pgrep", "-af", text], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "pgrep" not in line]
+
+
+@pytest.mark.parametrize("when", ["==> train v1", "serving; Ctrl-C to stop"])
+def test_ctrl_c_stops_everything_and_leaves_no_process_behind(tmp_path, when):
+    import signal
+    import time
+    proc = subprocess.Popen([str(MODELOPS), "run", str(ROOT / "examples" / "linear-regression.yaml"), "--storage",
+                             str(tmp_path), "--keep-serving"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    seen = []
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:
+        seen.append(line)
+        if when in line or time.monotonic() > deadline:
+            break
+    assert when in "".join(seen), "".join(seen)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "interrupted; stopping" in rest
+    time.sleep(0.5)
+    assert processes_mentioning(str(tmp_path)) == []
