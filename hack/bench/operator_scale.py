@@ -1,0 +1,127 @@
+"""Operator scale benchmark: N ModelDeployments applied at once on the local control plane.
+
+kwok finishes each training and compression pod the moment it runs (the stage report comes
+from a pod annotation), and serving pods become Ready at once, so what is measured is the
+operator and the control plane, not TensorFlow. Reports total time, apply-to-Ready p50/p99,
+and the operator's peak RSS and CPU seconds. Usage: python hack/bench/operator_scale.py [N] [OUT.md]
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from modelops_contracts.report import StageReport, encode  # noqa: E402
+from tests.support.kube import kubectl, kubectl_json, start_control_plane, stop_control_plane  # noqa: E402
+
+NAMESPACE = "bench"
+DEADLINE_S = 900
+
+
+def model_deployment(i: int) -> dict:
+    report = encode(StageReport(stage="train", succeeded=True, version="v1", metric="accuracy",
+                                metrics={"accuracy": 0.95}))
+    return {"apiVersion": "modelops.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": f"m{i:03d}"},
+            "spec": {"model": {"template": "mlp-classifier"}, "data": {"uri": "builtin:digits"},
+                     "training": {"podAnnotations": {"kwok.modelops.io/exit-code": "0",
+                                                     "kwok.modelops.io/termination-message": report}},
+                     "evaluation": {"metric": "accuracy", "threshold": {"min": 0.9}},
+                     "compression": {"method": "int8"}, "serving": {"replicas": 1},
+                     "storage": {"uri": "pvc://models"}}}
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(peak RSS in MiB, CPU seconds) of a live process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    peak_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return peak_kib / 1024, (int(fields[11]) + int(fields[12])) / ticks
+
+
+def parse_time(ts: str) -> float:
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def main() -> int:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    out = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs" / "bench-operator.md"
+    state = Path(tempfile.mkdtemp(prefix="modelops-bench-"))
+    plane = start_control_plane(state / "plane")
+    os.environ["KUBECONFIG"] = str(plane.kubeconfig)
+    operator = None
+    try:
+        kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "modeldeployments.modelops.io.yaml"))
+        kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.io")
+        kubectl("create", "namespace", NAMESPACE)
+        kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "bench-models"},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "",
+                     "hostPath": {"path": "/tmp/bench-models"},
+                     "claimRef": {"namespace": NAMESPACE, "name": "models"}}}))
+        kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "models"},
+            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": "bench-models",
+                     "resources": {"requests": {"storage": "1Gi"}}}}))
+        log = open(state / "operator.log", "w")
+        operator = subprocess.Popen([str(Path(sys.executable).parent / "modelops-operator"), "--namespace", NAMESPACE,
+                                     "--health-port", "0", "--metrics-port", "0", "--log-level", "warning"],
+                                    stdout=log, stderr=subprocess.STDOUT)
+        time.sleep(3)   # let kopf start its watches, so the burst below is what it reacts to
+        items = {"apiVersion": "v1", "kind": "List", "items": [model_deployment(i) for i in range(count)]}
+        started = time.time()
+        kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(items))
+        ready_at: dict[str, float] = {}
+        created: dict[str, float] = {}
+        peak_rss, cpu = 0.0, 0.0
+        while len(ready_at) < count and time.time() - started < DEADLINE_S:
+            for md in kubectl_json("get", "md", "-n", NAMESPACE)["items"]:
+                name = md["metadata"]["name"]
+                created.setdefault(name, parse_time(md["metadata"]["creationTimestamp"]))
+                if (md.get("status") or {}).get("phase") == "Ready" and name not in ready_at:
+                    ready_at[name] = time.time()
+            peak_rss, cpu = proc_stats(operator.pid)
+            time.sleep(0.5)
+        total = max(ready_at.values(), default=time.time()) - started
+        latencies = sorted(ready_at[n] - max(created[n], started) for n in ready_at)
+        failed = count - len(ready_at)
+    finally:
+        if operator:
+            operator.terminate()
+            operator.wait(timeout=30)
+        stop_control_plane(plane)
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+
+    table = (f"| ModelDeployments | reached Ready | total time | apply→Ready p50 | apply→Ready p99 | "
+             f"operator peak RSS | operator CPU |\n|---|---|---|---|---|---|---|\n"
+             f"| {count} | {len(ready_at)} | {total:.1f} s | {pct(0.5):.1f} s | {pct(0.99):.1f} s | "
+             f"{peak_rss:.0f} MiB | {cpu:.1f} s |\n")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    out.write_text(
+        "# Operator scale benchmark\n\n"
+        f"Measured {dt.date.today().isoformat()} on {machine}, with the control plane (etcd, kube-apiserver, "
+        "controller-manager, scheduler, kwok) on the same machine.\n\n"
+        f"Command: `make bench-operator` (`python hack/bench/operator_scale.py {count}`).\n\n"
+        "Each ModelDeployment goes through a real training Job, compression Job and serving Deployment; kwok "
+        "finishes Job pods as soon as they run (the stage report comes from a pod annotation) and makes serving "
+        "pods Ready at once, so the figures are the operator's and the control plane's, not TensorFlow's. "
+        "The operator runs as one process watching the namespace (`modelops-operator --namespace bench`).\n\n"
+        + table)
+    print(table)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
