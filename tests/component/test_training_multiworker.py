@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from modelops_contracts import manifest as mf
@@ -61,6 +62,7 @@ def test_a_killed_worker_restarted_resumes_from_the_backup(tmp_path, monkeypatch
             time.sleep(0.05)
         os.kill(cluster.processes[1].pid, signal.SIGKILL)
         codes = cluster.wait(TIMEOUT_S)
+        assert all(p.poll() is not None for p in cluster.processes)
     assert codes[1] == -signal.SIGKILL
     assert codes[0] != 0                            # the chief cannot finish alone and is stopped
     assert not config.version_dir.exists()
@@ -74,3 +76,23 @@ def test_a_killed_worker_restarted_resumes_from_the_backup(tmp_path, monkeypatch
     assert [row["epoch"] for row in history["epochs"]] == list(range(resumed_at + 1, 13))
     assert "resumed from backup at epoch" in (tmp_path / "second" / "worker-0.log").read_text()
     assert not backup.exists()
+
+
+def processes_running(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(entry.name))
+        except OSError:
+            pass   # the process ended while we looked
+    return pids
+
+
+def test_a_run_past_its_deadline_fails_and_leaves_no_worker_behind(tmp_path):
+    config = two_worker_config(tmp_path / "store", epochs=10_000)
+    result = run_local_workers(config, timeout_s=8, workdir=tmp_path / "workers")
+    assert not result.succeeded and result.reason == "TrainingFailed"
+    assert "timed out after 8s" in result.message
+    assert processes_running(str(tmp_path / "workers")) == []
+    assert not config.version_dir.exists()
