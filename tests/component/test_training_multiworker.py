@@ -48,13 +48,13 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
     assert written and all(f.startswith("ml/digits/v1/") for f in written)
 
 
-def test_a_killed_worker_restarted_resumes_from_the_backup(tmp_path, monkeypatch):
-    monkeypatch.setenv("MODELOPS_BACKUP_EVERY_STEPS", "1")   # a backup after every epoch (the workers inherit it)
+def test_a_killed_worker_restarted_resumes_from_the_backup(tmp_path):
     storage = tmp_path / "store"
     config = two_worker_config(storage, epochs=12)
     backup = artifacts.backup_dir(config.version_dir, attempt=1)
+    every_epoch = {"MODELOPS_BACKUP_EVERY_STEPS": "1"}
 
-    with LocalCluster(config, tmp_path / "first") as cluster:
+    with LocalCluster(config, tmp_path / "first", env=every_epoch) as cluster:
         deadline = time.monotonic() + TIMEOUT_S
         while not any(p.name == "checkpoint" for p in backup.rglob("*")):
             assert time.monotonic() < deadline, "no backup checkpoint appeared"
@@ -68,7 +68,7 @@ def test_a_killed_worker_restarted_resumes_from_the_backup(tmp_path, monkeypatch
     assert not config.version_dir.exists()
     assert backup.is_dir()
 
-    restarted = run_local_workers(config, timeout_s=TIMEOUT_S, workdir=tmp_path / "second")
+    restarted = run_local_workers(config, timeout_s=TIMEOUT_S, workdir=tmp_path / "second", env=every_epoch)
     assert restarted.succeeded, restarted.message
     history = json.loads((config.version_dir / "history.json").read_text())
     resumed_at = history["resumedAtEpoch"]

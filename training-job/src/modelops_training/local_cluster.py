@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Mapping
 
 from modelops_contracts import report
 from modelops_contracts.jobconfig import JobConfig
@@ -43,10 +44,12 @@ def free_ports(count: int) -> list[int]:
 class LocalCluster:
     """Worker processes for one job config; use as a context manager so they are always stopped."""
 
-    def __init__(self, config: JobConfig, workdir: Path, workers: int | None = None):
+    def __init__(self, config: JobConfig, workdir: Path, workers: int | None = None,
+                 env: Mapping[str, str] | None = None):
         self.config = config
         self.workdir = Path(workdir)
         self.workers = workers or config.training.workers
+        self.env = dict(env or {})   # on top of this process's environment (e.g. MODELOPS_PVC_ROOT)
         self.processes: list[subprocess.Popen] = []
 
     def report_path(self, index: int) -> Path:
@@ -62,7 +65,8 @@ class LocalCluster:
         hosts = ",".join(f"127.0.0.1:{port}" for port in free_ports(self.workers))
         for index in range(self.workers):
             self.report_path(index).unlink(missing_ok=True)
-            env = {**os.environ, worker_env.WORKER_HOSTS_ENV: hosts, worker_env.JOB_INDEX_ENV: str(index)}
+            env = {**os.environ, **self.env, worker_env.WORKER_HOSTS_ENV: hosts,
+                   worker_env.JOB_INDEX_ENV: str(index)}
             env.pop("TF_CONFIG", None)   # it would take precedence over the hosts above
             with open(self.log_path(index), "ab") as log:
                 self.processes.append(subprocess.Popen(
@@ -121,10 +125,13 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
 
 
 def run_local_workers(config: JobConfig, workers: int | None = None, timeout_s: float = 600.0,
-                      workdir: Path | None = None) -> StageReport:
-    """Train `config` with `workers` processes (default: config.training.workers); the chief's report."""
+                      workdir: Path | None = None, env: Mapping[str, str] | None = None) -> StageReport:
+    """Train `config` with `workers` processes (default: config.training.workers); the chief's report.
+
+    `env` adds to (or overrides) this process's environment in every worker.
+    """
     with tempfile.TemporaryDirectory(prefix="modelops-workers-") as scratch:
-        with LocalCluster(config, Path(workdir or scratch), workers) as cluster:
+        with LocalCluster(config, Path(workdir or scratch), workers, env) as cluster:
             started = time.monotonic()
             codes = cluster.wait(timeout_s)
             timed_out = time.monotonic() - started >= timeout_s
