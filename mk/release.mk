@@ -20,12 +20,10 @@ OPERATOR_REF := $(OPERATOR_IMAGE):$(IMAGE_TAG)
 TRAINING_REF := $(TRAINING_IMAGE):$(IMAGE_TAG)
 SERVING_REF := $(SERVING_IMAGE):$(IMAGE_TAG)
 
-.PHONY: chart-crds manifests images kind-up kind-load deploy kind-demo scan
+.PHONY: manifests images kind-up kind-load deploy kind-demo scan
 
-chart-crds: ## copy crds/ (the source) into the chart's crds/ folder
-	cp crds/*.yaml $(CHART)/crds/
-
-manifests: chart-crds controlplane ## regenerate manifests/install.yaml from the chart
+# The chart's crds/ holds symlinks to crds/ (Helm follows them in lint, template, install and package).
+manifests: controlplane ## regenerate manifests/install.yaml from the chart (after any chart or CRD change)
 	manifests/render-install.sh $(PINNED_HELM) > manifests/install.yaml
 
 images: ## build the operator, training and serving images (needs Docker; context is the repository root)

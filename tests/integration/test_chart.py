@@ -79,6 +79,15 @@ def leftovers(namespace: str, release: str) -> list[str]:
     return namespaced + cluster + release_records
 
 
+def running_operator_pods(namespace: str, selector: str) -> list[str]:
+    pods = kubectl_json("-n", namespace, "get", "pods", "-l", selector)["items"]
+    return [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"]
+
+
+def can_i(account: str, verb: str, resource: str) -> str:
+    return kubectl("auth", "can-i", verb, resource, "-n", "default", f"--as={account}", check=False).stdout.strip()
+
+
 def test_helm_install_runs_the_operator_and_uninstall_leaves_only_the_crds(namespace, chart_crds):
     release = namespace
     restrict(namespace)
@@ -87,27 +96,21 @@ def test_helm_install_runs_the_operator_and_uninstall_leaves_only_the_crds(names
          "--set", f"peering.name={release}", "--wait", f"--timeout={INSTALL_TIMEOUT}")
 
     deployment = kubectl_json("-n", namespace, "get", "deployment", f"{release}-modelops")
-    assert deployment["status"].get("readyReplicas") == 2
-    pods = kubectl_json("-n", namespace, "get", "pods", "-l", f"app.kubernetes.io/instance={release}")["items"]
-    assert sorted(p["status"]["phase"] for p in pods) == ["Running", "Running"]
+    assert deployment["status"].get("readyReplicas") == 2, deployment["status"]
+    wait_for(lambda: len(running_operator_pods(namespace, f"app.kubernetes.io/instance={release}")) == 2,
+             timeout=30, describe="two Running operator pods")
     assert kubectl("get", "clusterkopfpeering", release, check=False).returncode == 0
-    can_i = kubectl("auth", "can-i", "create", "jobs.batch", "-n", "default",
-                    f"--as=system:serviceaccount:{namespace}:{release}-modelops").stdout.strip()
-    assert can_i == "yes"
-    cannot = kubectl("auth", "can-i", "get", "secrets", "-n", "default",
-                     f"--as=system:serviceaccount:{namespace}:{release}-modelops", check=False).stdout.strip()
-    assert cannot == "no"
+    account = f"system:serviceaccount:{namespace}:{release}-modelops"
+    # RBAC is served from the authorizer's cache: a new binding takes a moment to apply.
+    wait_for(lambda: can_i(account, "create", "jobs.batch") == "yes", timeout=30,
+             describe=f"{account} may create Jobs in any namespace")
+    assert can_i(account, "get", "secrets") == "no"
 
     helm("uninstall", release, "--namespace", namespace, "--wait", f"--timeout={INSTALL_TIMEOUT}")
     wait_for(lambda: not leftovers(namespace, release), timeout=60,
              describe=f"every object of release {release} to be gone", ignoring=(subprocess.CalledProcessError,))
     for crd in chart_crds:
         kubectl("get", "crd", crd)
-
-
-def running_operator_pods(namespace: str, selector: str) -> list[str]:
-    pods = kubectl_json("-n", namespace, "get", "pods", "-l", selector)["items"]
-    return [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"]
 
 
 def test_install_yaml_runs_the_operator_in_a_restricted_namespace(chart_crds):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tarfile
 from pathlib import Path
 
 import jsonschema
@@ -89,13 +90,25 @@ def restricted_violations(spec: dict) -> list[str]:
     return found
 
 
-def test_chart_crds_are_the_crds_folder_plus_kopf_peering():
-    source = {p.name: p.read_bytes() for p in SOURCE_CRDS.glob("*.yaml")}
-    shipped = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
+def test_chart_crds_are_links_to_the_crds_folder_plus_kopf_peering():
+    source = sorted(SOURCE_CRDS.glob("*.yaml"))
     assert source, "crds/ holds no CRD"
-    stale = sorted(name for name in source if shipped.get(name) != source[name])
-    assert not stale, f"chart crds/ differs from crds/ for {stale}: run `make chart-crds`"
-    assert set(shipped) - set(source) == CHART_ONLY_CRDS
+    for crd in source:
+        shipped = CHART / "crds" / crd.name
+        assert shipped.is_symlink() and shipped.resolve() == crd.resolve(), \
+            f"{shipped.relative_to(REPO_ROOT)} must be a symlink to crds/{crd.name}, the one source"
+    chart_only = {p.name for p in (CHART / "crds").glob("*.yaml")} - {p.name for p in source}
+    assert chart_only == CHART_ONLY_CRDS
+
+
+def test_packaged_chart_carries_the_crd_content_not_a_link(tmp_path):
+    subprocess.run([str(tool("helm")), "package", str(CHART), "--destination", str(tmp_path)],
+                   capture_output=True, text=True, timeout=60, check=True)
+    (package,) = tmp_path.glob("modelops-*.tgz")
+    with tarfile.open(package) as archive:
+        for crd in SOURCE_CRDS.glob("*.yaml"):
+            member = archive.getmember(f"modelops/crds/{crd.name}")
+            assert member.isfile() and archive.extractfile(member).read() == crd.read_bytes()
 
 
 def test_kopf_peering_crds_serve_the_group_kopf_looks_for():
