@@ -82,7 +82,36 @@ def test_custom_module_without_build_model(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     config = job_config(tmp_path / "store", metric="mse", model={"template": "custom", "customModule": "no_builder"},
                         training={"epochs": 1, "batchSize": 2})
-    assert_failed_cleanly(config, train(config), report.EXIT_BAD_CONFIG, "no_builder has no build_model")
+    assert_failed_cleanly(config, train(config), report.EXIT_BAD_CONFIG, "no_builder has no build_model(config)")
+
+
+def test_custom_build_model_with_an_unusable_signature(tmp_path, monkeypatch):
+    (tmp_path / "odd_builder.py").write_text("def build_model():\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = job_config(tmp_path / "store", model={"template": "custom", "customModule": "odd_builder"})
+    assert_failed_cleanly(config, train(config), report.EXIT_BAD_CONFIG,
+                          "odd_builder.build_model must take (config) or (config, inputs)")
+
+
+def test_custom_model_with_the_wrong_output_shape(tmp_path, monkeypatch):
+    (tmp_path / "wrong_output.py").write_text(
+        "import tf_keras as keras\n"
+        "def build_model(config):\n"
+        "    return keras.Sequential([keras.Input(shape=(64,)), keras.layers.Dense(3, activation='softmax')])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = job_config(tmp_path / "store", model={"template": "custom", "customModule": "wrong_output"})
+    assert_failed_cleanly(config, train(config), report.EXIT_BAD_CONFIG,
+                          "expects one output of shape [batch, 10], got [(None, 3)]")
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"hiddenUnits": []}, "model.params.hiddenUnits: expected a non-empty list of positive integers"),
+    ({"hiddenUnits": [64, "wide"]}, "model.params.hiddenUnits"),
+    ({"dropout": 1.5}, "model.params.dropout: expected a number in [0, 1), got 1.5"),
+])
+def test_bad_template_parameters(tmp_path, params, message):
+    config = job_config(tmp_path / "store", model={"params": params})
+    assert_failed_cleanly(config, train(config), report.EXIT_BAD_CONFIG, message)
 
 
 def test_custom_module_that_does_not_import(tmp_path):

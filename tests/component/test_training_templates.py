@@ -88,6 +88,21 @@ def test_mlp_classifier_on_breast_cancer_is_binary_with_two_probability_outputs(
     assert mf.verify(config.version_dir).classes == [0, 1]
 
 
+def test_custom_build_model_may_take_the_config_alone(tmp_path, monkeypatch):
+    (tmp_path / "fixed_model.py").write_text(textwrap.dedent("""
+        import tf_keras as keras
+
+        def build_model(config):
+            return keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(1)])
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = job_config(tmp_path / "store", metric="mse", model={"template": "custom", "customModule": "fixed_model"},
+                        data={"uri": "builtin:linear"}, training={"epochs": 2, "learningRate": 0.1})
+    result = train(config)
+    assert result.succeeded, result.message
+    assert result.metrics["r2"] > 0.5
+
+
 def test_custom_module_brings_its_own_architecture_and_data(tmp_path, monkeypatch):
     (tmp_path / "my_model.py").write_text(textwrap.dedent("""
         import numpy as np

@@ -7,6 +7,7 @@ shape the serving image relies on; `check_signature` enforces it for custom mode
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,12 +100,23 @@ def _custom(config: JobConfig, inputs: ModelInputs) -> "keras.Model":
     module = import_custom_module(path)
     builder = getattr(module, "build_model", None)
     if not callable(builder):
-        raise BadConfig(f"model.customModule: {path} has no build_model(config, inputs) function")
-    model = builder(config, inputs)
+        raise BadConfig(f"model.customModule: {path} has no build_model(config) function")
+    model = builder(*_builder_args(builder, config, inputs, path))
     if not isinstance(model, keras.Model):
         raise BadConfig(f"model.customModule: {path}.build_model returned {type(model).__name__}, "
                         f"not a tf-keras Model")
     return model
+
+
+def _builder_args(builder, config: JobConfig, inputs: ModelInputs, path: str) -> tuple:
+    """`build_model(config, inputs)` gets the data's shape and normalization; `build_model(config)` works too."""
+    for args in ((config, inputs), (config,)):
+        try:
+            inspect.signature(builder).bind(*args)
+            return args
+        except TypeError:
+            continue
+    raise BadConfig(f"model.customModule: {path}.build_model must take (config) or (config, inputs)")
 
 
 def check_signature(model: "keras.Model", inputs: ModelInputs, template: str) -> None:
