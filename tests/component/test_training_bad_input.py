@@ -167,3 +167,27 @@ def test_cli_bad_data_exits_3_and_tolerates_an_unwritable_report_path(tmp_path):
                    str(tmp_path / "no-such-dir" / "report"))
     assert done.returncode == report.EXIT_BAD_DATA, done.stderr[-2000:]
     assert json.loads(done.stdout)["reason"] == "BadData"
+
+
+def test_fewer_training_rows_than_the_batch_size(tmp_path):
+    rows = "".join(f"{i},{i * 10}\n" for i in range(10))
+    config = job_config(tmp_path / "store", metric="mse", model={"template": "linear-regression"},
+                        data={"uri": csv_file(tmp_path, "size,price\n" + rows), "target": "price"},
+                        training={"batchSize": 32})
+    assert_failed_cleanly(config, train(config), report.EXIT_BAD_DATA,
+                          "8 training rows are fewer than training.batchSize 32")
+
+
+def test_a_loss_that_becomes_nan_fails_training(tmp_path, monkeypatch):
+    (tmp_path / "nan_model.py").write_text(
+        "import tf_keras as keras\n"
+        "import tensorflow as tf\n"
+        "def build_model(config, inputs):\n"
+        "    return keras.Sequential([keras.Input(shape=(inputs.num_features,)),\n"
+        "                             keras.layers.Lambda(lambda x: tf.math.log(x * 0.0 - 1.0)),\n"
+        "                             keras.layers.Dense(1)])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = job_config(tmp_path / "store", metric="mse", model={"template": "custom", "customModule": "nan_model"},
+                        data={"uri": "builtin:linear"}, training={"epochs": 5})
+    result = train(config)
+    assert_failed_cleanly(config, result, report.EXIT_TRAINING_FAILED, "the loss became nan")
