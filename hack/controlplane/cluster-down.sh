@@ -12,29 +12,32 @@ STATE_DIR="${1:-$REPO_DIR/.cluster}"
 KEEP_LOGS="${2:-}"
 [[ -d "$STATE_DIR" ]] || { echo "cluster-down: nothing at $STATE_DIR"; exit 0; }
 STATE_DIR="$(cd "$STATE_DIR" && pwd)"
+if [[ ! -e "$STATE_DIR/$STATE_MARKER" ]]; then
+  echo "cluster-down: $STATE_DIR was not made by cluster-up.sh; leaving it alone" >&2
+  exit 1
+fi
 
 ours() { [[ -r /proc/$1/cmdline ]] && tr '\0' ' ' </proc/"$1"/cmdline | grep -qF -- "$STATE_DIR"; }
-pids=(); declare -A names
-# Reverse start order: kwok and the controllers first, etcd last.
-for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-  f="$STATE_DIR/pids/$name.pid"
-  [[ -f "$f" ]] || continue
-  pid=$(cat "$f")
-  if ours "$pid"; then kill -TERM "$pid" 2>/dev/null && pids+=("$pid") && names[$pid]=$name; fi
-done
-for _ in $(seq 100); do
-  left=(); for pid in "${pids[@]}"; do ours "$pid" && left+=("$pid"); done
-  ((${#left[@]} == 0)) && break
-  sleep 0.1
-done
-for pid in "${left[@]}"; do
-  echo "cluster-down: ${names[$pid]} (pid $pid) ignored SIGTERM for 10s; sending SIGKILL" >&2
+# Stops one component: SIGTERM, then SIGKILL if it is still there after 10 s.
+stop() {
+  local name=$1 pid
+  [[ -f "$STATE_DIR/pids/$name.pid" ]] || return 0
+  pid=$(cat "$STATE_DIR/pids/$name.pid")
+  ours "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do ours "$pid" || return 0; sleep 0.1; done
+  echo "cluster-down: $name (pid $pid) ignored SIGTERM for 10s; sending SIGKILL" >&2
   kill -KILL "$pid" 2>/dev/null || true
-done
+}
+# The API server's clients first, then the API server, then its storage: an API server whose etcd
+# is already gone was seen ignoring SIGTERM for minutes.
+stop kwok & stop kube-scheduler & stop kube-controller-manager & wait
+stop kube-apiserver
+stop etcd
 
 if [[ "$KEEP_LOGS" == --keep-logs ]]; then
-  find "$STATE_DIR" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +
+  find "$STATE_DIR" -mindepth 1 -maxdepth 1 ! -name logs ! -name "$STATE_MARKER" -exec rm -rf {} +
 else
   rm -rf "$STATE_DIR"
 fi
-echo "cluster-down: stopped ${#pids[@]} processes, removed $STATE_DIR${KEEP_LOGS:+ (logs kept)}" >&2
+echo "cluster-down: stopped the control plane, removed $STATE_DIR${KEEP_LOGS:+ (logs kept)}" >&2

@@ -22,6 +22,8 @@ die() {
   exit 1
 }
 
+trap 'die "command failed (line $LINENO)"' ERR
+
 for b in "${CONTROLPLANE_BINARIES[@]}"; do
   [[ -x "$BIN_DIR/$b" ]] || { log "$BIN_DIR/$b is missing: run 'make controlplane' first"; exit 1; }
 done
@@ -29,7 +31,13 @@ if [[ -e "$STATE_DIR/pids" ]]; then
   log "$STATE_DIR already holds a control plane; run cluster-down.sh $STATE_DIR first"
   exit 1
 fi
+# cluster-down.sh deletes the state directory, so only an empty one or one of ours is accepted.
+if [[ -d "$STATE_DIR" && ! -e "$STATE_DIR/$STATE_MARKER" && -n "$(ls -A "$STATE_DIR")" ]]; then
+  log "$STATE_DIR is not empty and not a control-plane state directory; choose another"
+  exit 1
+fi
 mkdir -p "$STATE_DIR"
+touch "$STATE_DIR/$STATE_MARKER"
 STATE_DIR="$(cd "$STATE_DIR" && pwd)"
 mkdir -p "$STATE_DIR"/{logs,pids,pki}
 mkdir -m 700 "$STATE_DIR/etcd"
