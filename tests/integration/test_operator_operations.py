@@ -102,3 +102,42 @@ def test_the_operator_serves_health_and_prometheus_metrics(crd, namespace, stora
         assert "modelops_reconcile_duration_seconds_bucket" in text
     finally:
         op.stop()
+
+
+PEERING_CRDS = REPO_ROOT / "manifests" / "helm" / "modelops" / "crds" / "kopf-peerings.kopf.dev.yaml"
+
+
+def test_two_replicas_with_peering_elect_one_active(crd, namespace, storage, tmp_path):
+    kubectl("apply", "-f", str(PEERING_CRDS))
+    kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
+    kubectl("apply", "-n", namespace, "-f", "-",
+            input=json.dumps({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "modelops"}}))
+    replicas = []
+    for i, priority in enumerate((100, 200)):
+        (tmp_path / str(i)).mkdir()
+        replicas.append(OperatorProcess(namespace, tmp_path / str(i),
+                                        {"MODELOPS_PEERING": "modelops", "MODELOPS_PRIORITY": str(priority)}).start())
+    try:
+        wait_for(lambda: "Pausing operations in favour of" in replicas[0].log.read_text(), 30,
+                 "the lower-priority replica to stand by")
+        apply(namespace, load_example("digits-classifier"))
+
+        def standby_paused() -> int:
+            # kopf pauses a watch-stream lazily, at its next event, which the standby may still handle;
+            # harmless, as every pass is idempotent. From the pause on, the standby must stay quiet.
+            log = replicas[0].log.read_text()
+            after = log.find("Pausing the watch-stream for modeldeployments", log.find("Pausing operations in favour"))
+            return after + 1 if after >= 0 else 0
+        standby_before = wait_for(standby_paused, 30, "the standby to pause its ModelDeployment watch")
+        drive_to_ready(namespace, "digits")
+        assert "Handler 'reconcile-modeldeployment' is invoked" not in replicas[0].log.read_text()[standby_before:]
+        assert "reconcile-modeldeployment" in replicas[1].log.read_text()
+        replicas[1].kill()                      # the active one dies: the standby takes over
+        md = load_example("digits-classifier")
+        md["spec"]["serving"]["replicas"] = 3
+        apply(namespace, md)
+        wait_for(lambda: kubectl_json("get", "deployment/digits", "-n", namespace)["spec"]["replicas"] == 3,
+                 90, "the standby to take over and scale serving")
+    finally:
+        for op in replicas:
+            op.stop()

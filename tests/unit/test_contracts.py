@@ -87,3 +87,13 @@ def test_manifest_verifies_the_files_it_lists(tmp_path):
 def test_a_version_without_manifest_is_refused(tmp_path):
     with pytest.raises(manifest.ManifestError, match="no manifest"):
         manifest.verify(tmp_path)
+
+
+def test_atomic_writes_are_readable_by_other_users(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        manifest.atomic_write_text(tmp_path / "x.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644

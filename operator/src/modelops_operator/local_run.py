@@ -114,6 +114,11 @@ class LocalRun:
         sub = self.spec.storage_subpath
         return self.storage / self.spec.storage_claim / sub if sub else self.storage / self.spec.storage_claim
 
+    @property
+    def stage_env(self) -> dict[str, str]:
+        """pvc://<claim>/<path> data resolves under the local storage directory, as under /mnt/pvc in a pod."""
+        return {**os.environ, "MODELOPS_PVC_ROOT": str(self.storage), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
     def config(self, stage: str, version: str, attempt: int) -> jobconfig.JobConfig:
         cfg = b.build_job_config(self.spec, self.owner, stage, version, attempt)
         return replace(cfg, storage_root=str(self.storage_root),
@@ -125,11 +130,12 @@ class LocalRun:
         if cfg.stage == "train" and cfg.training.workers > 1:
             from modelops_training.local_cluster import run_local_workers
             say(f"    {cfg.training.workers} workers with TF_CONFIG on 127.0.0.1")
-            return run_local_workers(cfg, timeout_s=STAGE_TIMEOUT_S, workdir=self.work / f"workers-{cfg.training.attempt}")
+            return run_local_workers(cfg, timeout_s=STAGE_TIMEOUT_S, workdir=self.work / f"workers-{cfg.training.attempt}",
+                                     env=self.stage_env)
         path = self.work / f"{cfg.stage}-{cfg.model.version}-a{cfg.training.attempt}.json"
         path.write_text(cfg.to_json())
         command = "modelops-train" if cfg.stage == "train" else "modelops-compress"
-        env = {**os.environ, "MODELOPS_PVC_ROOT": str(self.storage), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = self.stage_env
         proc = self.processes.start([_tool(command), "--config", str(path), "--report-path", cfg.report_path],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         for line in proc.stderr:                       # the stage's progress: one line per epoch

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import sys
 from typing import Sequence
 
@@ -34,6 +35,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peering", default=env("MODELOPS_PEERING", ""),
                    help="kopf peering name: replicas with the same name elect one active (needs the peering CRDs). "
                         "Empty: standalone")
+    p.add_argument("--priority", type=int, default=int(env("MODELOPS_PRIORITY", "0")) or None,
+                   help="peering priority; the highest live one is active. Default: random, so that replicas "
+                        "of one Deployment never tie (on a tie kopf lets both run)")
     p.add_argument("--training-image", default=env("MODELOPS_TRAINING_IMAGE", c.DEFAULT_TRAINING_IMAGE))
     p.add_argument("--serving-image", default=env("MODELOPS_SERVING_IMAGE", c.DEFAULT_SERVING_IMAGE))
     p.add_argument("--cleanup-timeout", type=float, default=float(env("MODELOPS_CLEANUP_TIMEOUT_S", "300")),
@@ -75,8 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics.serve(args.metrics_port, args.host)
     memo = kopf.Memo(reconciler=Reconciler(Kube.connect(), b.Images(args.training_image, args.serving_image),
                                            metrics), cleanup_timeout_s=args.cleanup_timeout)
+    priority = args.priority if args.priority is not None else random.randint(1, 2 ** 31 - 1)
     kopf.run(settings=operator_settings(args), memo=memo, standalone=not args.peering,
-             peering_name=args.peering or None, clusterwide=not args.namespace, namespaces=args.namespace,
+             peering_name=args.peering or None, priority=priority, clusterwide=not args.namespace, namespaces=args.namespace,
              liveness_endpoint=f"http://{args.host}:{args.health_port}/healthz" if args.health_port else None)
     return 0
 
