@@ -30,6 +30,9 @@ RESOURCES: dict[str, tuple[str, str]] = {
 }
 
 
+CONNECTIONS = 32
+
+
 class ConflictError(RuntimeError):
     """A child's name is taken by an object this ModelDeployment does not own."""
 
@@ -42,11 +45,14 @@ class Kube:
 
     @classmethod
     def connect(cls) -> "Kube":
+        configuration = client.Configuration()
         try:
-            config.load_incluster_config()
+            config.load_incluster_config(client_configuration=configuration)
         except config.ConfigException:
-            config.load_kube_config()
-        return cls(client.ApiClient())
+            config.load_kube_config(client_configuration=configuration)
+        # One connection per kopf worker thread, or requests queue for a free one.
+        configuration.connection_pool_maxsize = CONNECTIONS
+        return cls(client.ApiClient(configuration))
 
     def _call(self, method: str, path: str, *, body: Any = None, query: list | None = None,
               content_type: str = "application/json") -> dict[str, Any]:

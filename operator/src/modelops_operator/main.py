@@ -16,7 +16,7 @@ import kopf
 from . import builders as b
 from . import constants as c
 from . import handlers  # noqa: F401  (registers the handlers with kopf)
-from .kube import Kube
+from .kube import CONNECTIONS, Kube
 from .metrics import Metrics
 from .reconciler import Reconciler
 
@@ -60,7 +60,7 @@ def operator_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
     settings.persistence.finalizer = c.FINALIZER
     # Our own Events tell the story; kopf's per-handler events would only repeat it.
     settings.posting.level = logging.WARNING
-    settings.execution.max_workers = 16
+    settings.execution.max_workers = CONNECTIONS
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
