@@ -43,6 +43,8 @@ def test_happy_path_from_apply_to_ready(operator, namespace):
     assert {c["type"]: c["status"] for c in status["conditions"]} == dict.fromkeys(
         ["Trained", "Evaluated", "Compressed", "Deployed", "Ready"], "True")
     assert status["observedGeneration"] == 1
+    # No finalizer unless artifacts are to be deleted: deletion never waits for the operator.
+    assert kubectl_json("get", "md/digits", "-n", namespace)["metadata"].get("finalizers") in (None, [])
 
     deploy = kubectl_json("get", "deployment/digits", "-n", namespace)
     assert owned_by(deploy, "digits")

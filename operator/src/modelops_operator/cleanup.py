@@ -1,45 +1,52 @@
 """Deleting a model's artifacts from storage when its ModelDeployment goes, without ever hanging.
 
-Storage is a PVC the operator does not mount, so a short Job does the deleting. The finalizer
-waits for it a bounded number of times; if storage never answers, a Warning event says what
-was left behind and the finalizer is released anyway.
+Only a resource with `storage.deleteOnModelDeletion` carries the finalizer, so deleting any
+other never waits on the operator. Storage is a PVC the operator does not mount, so a short
+Job does the deleting; if it has not finished within the timeout (storage unreachable), a
+Warning event says what was left behind and the finalizer is released anyway.
 """
 from __future__ import annotations
 
-import logging
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-import kopf
-
 from . import builders as b
-from .pipeline import job_state
-from .spec import SpecError, parse
+from .pipeline import JobState
+from .spec import Spec
 
 
-def delete_artifacts(reconciler: Any, body: Mapping[str, Any], *, out_of_time: bool, retry_delay_s: float,
-                     logger: logging.Logger) -> None:
-    meta = body["metadata"]
-    owner = b.Owner(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
-    try:
-        spec = parse(body.get("spec") or {})
-    except SpecError as e:
-        reconciler.post_event(body, "Warning", "ArtifactsNotDeleted", f"invalid spec, nothing deleted: {e}")
-        return
-    kube = reconciler.kube
-    job = b.build_cleanup_job(spec, owner, reconciler.images)
-    name = job["metadata"]["name"]
-    if kube.read("Job", owner.namespace, name) is None:
-        kube.create_or_adopt(job)
-    state = job_state(kube.read("Job", owner.namespace, name), [])
+@dataclass(frozen=True)
+class CleanupStep:
+    release: bool                              # remove the finalizer now
+    event: tuple[str, str, str] | None = None  # (type, reason, message)
+    create_job: dict[str, Any] | None = None
+
+
+def plan_cleanup(spec: Spec, owner: b.Owner, images: b.Images, job: JobState | None,
+                 deleting_since: dt.datetime, now: dt.datetime, timeout_s: float) -> CleanupStep:
+    """Pure: what to do for a ModelDeployment being deleted that holds the artifacts finalizer."""
     where = f"{spec.storage_uri}/{owner.namespace}/{owner.name}"
-    if state is not None and state.succeeded:
-        reconciler.post_event(body, "Normal", "ArtifactsDeleted", f"deleted {where}")
-        return
-    if out_of_time or (state is not None and state.failed):
-        reconciler.post_event(body, "Warning", "ArtifactsNotDeleted",
-                              f"could not delete {where} (cleanup Job {name}: "
-                              f"{(state.failure_message if state else None) or 'did not finish'}); "
-                              "releasing the finalizer, delete the files by hand")
-        logger.warning("artifacts of %s/%s left in storage", owner.namespace, owner.name)
-        return
-    raise kopf.TemporaryError(f"waiting for cleanup Job {name}", delay=retry_delay_s)
+    if job is not None and job.succeeded:
+        return CleanupStep(release=True, event=("Normal", "ArtifactsDeleted", f"deleted {where}"))
+    out_of_time = (now - deleting_since).total_seconds() >= timeout_s
+    if out_of_time or (job is not None and job.failed):
+        why = (job.failure_message if job else None) or f"not finished after {timeout_s:.0f}s"
+        return CleanupStep(release=True, event=(
+            "Warning", "ArtifactsNotDeleted",
+            f"could not delete {where} (cleanup Job {b.cleanup_job_name(owner)}: {why}); "
+            "released the finalizer, delete the files by hand"))
+    return CleanupStep(release=False, create_job=b.build_cleanup_job(spec, owner, images) if job is None else None)
+
+
+def finalizer_patch(meta: Mapping[str, Any], finalizer: str, present: bool) -> list[dict[str, Any]] | None:
+    """A JSON patch adding or removing one finalizer, guarded by resourceVersion; None if nothing to do."""
+    current = list(meta.get("finalizers") or [])
+    guard = {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}
+    if present and finalizer not in current:
+        op = ({"op": "add", "path": "/metadata/finalizers/-", "value": finalizer} if current
+              else {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]})
+        return [guard, op]
+    if not present and finalizer in current:
+        return [guard, {"op": "remove", "path": f"/metadata/finalizers/{current.index(finalizer)}"}]
+    return None

@@ -106,9 +106,15 @@ class Kube:
             return {}
         owners = {o.get("uid") for o in existing["metadata"].get("ownerReferences") or []}
         wanted = {o["uid"] for o in meta.get("ownerReferences") or []}
-        if not owners & wanted:
+        # Objects made without an owner (the clean-up Job) are ours when they carry our labels.
+        ours = (existing["metadata"].get("labels") or {}).get(c.LABEL_MODEL) == (meta.get("labels") or {}).get(c.LABEL_MODEL)
+        if not (owners & wanted or (not wanted and ours)):
             raise ConflictError(f"{obj['kind']} {meta['name']} exists and is not owned by this ModelDeployment")
         return existing
+
+    def json_patch(self, kind: str, namespace: str, name: str, patch: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._call("PATCH", self._path(kind, namespace, name), body=patch,
+                          content_type="application/json-patch+json")
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         try:

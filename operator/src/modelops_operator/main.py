@@ -57,7 +57,6 @@ def operator_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=c.ANNOTATION_PREFIX, key="last-handled-configuration")
-    settings.persistence.finalizer = c.FINALIZER
     # Our own Events tell the story; kopf's per-handler events would only repeat it.
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = CONNECTIONS
@@ -78,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.host)
     memo = kopf.Memo(reconciler=Reconciler(Kube.connect(), b.Images(args.training_image, args.serving_image),
-                                           metrics), cleanup_timeout_s=args.cleanup_timeout)
+                                           metrics, cleanup_timeout_s=args.cleanup_timeout))
     priority = args.priority if args.priority is not None else random.randint(1, 2 ** 31 - 1)
     kopf.run(settings=operator_settings(args), memo=memo, standalone=not args.peering,
              peering_name=args.peering or None, priority=priority, clusterwide=not args.namespace, namespaces=args.namespace,

@@ -20,7 +20,8 @@ from . import constants as c
 from . import pipeline
 from .kube import ConflictError, Kube
 from .metrics import Metrics
-from .spec import SpecError, parse
+from .cleanup import finalizer_patch, plan_cleanup
+from .spec import Spec, SpecError, parse
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,27 @@ def utcnow() -> str:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, images: b.Images, metrics: Metrics, clock: Callable[[], str] = utcnow):
+    def __init__(self, kube: Kube, images: b.Images, metrics: Metrics, clock: Callable[[], str] = utcnow,
+                 cleanup_timeout_s: float = 300.0):
         self.kube = kube
         self.images = images
         self.metrics = metrics
         self.clock = clock
+        self.cleanup_timeout_s = cleanup_timeout_s
         self._locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
+
+    def requeue(self, namespace: str, name: str, delay_s: float) -> None:
+        """Reconcile again after a delay, for waits no watch event will end (a stuck clean-up)."""
+        timer = threading.Timer(delay_s, self._requeued, args=(namespace, name))
+        timer.daemon = True
+        timer.start()
+
+    def _requeued(self, namespace: str, name: str) -> None:
+        try:
+            self.reconcile(namespace, name)
+        except Exception:  # a timer thread has nobody to raise to; the next event retries
+            log.exception("requeued reconcile of %s/%s failed", namespace, name)
 
     def _lock(self, namespace: str, name: str) -> threading.Lock:
         with self._locks_guard:
@@ -61,16 +76,24 @@ class Reconciler:
 
     def _reconcile(self, namespace: str, name: str) -> None:
         body = self.kube.read(c.KIND, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        if body is None:
             self.metrics.forget(namespace, name)
             return
         now = self.clock()
         try:
             spec = parse(body.get("spec") or {})
         except SpecError as e:
-            self._write_invalid(body, str(e), now)
+            if not body["metadata"].get("deletionTimestamp"):
+                self._write_invalid(body, str(e), now)
+            self._set_finalizer(body, False)
             return
         owner = b.Owner(namespace=namespace, name=name, uid=body["metadata"]["uid"])
+        if body["metadata"].get("deletionTimestamp"):
+            self.metrics.forget(namespace, name)
+            if c.FINALIZER in (body["metadata"].get("finalizers") or []):
+                self._finalize(body, spec, owner)
+            return
+        self._set_finalizer(body, spec.delete_artifacts)
         run, _ = pipeline.current_run(body.get("status") or {}, spec, now, owner)
         observed = self._observe(owner, run)
         plan = pipeline.plan(body, spec, observed, self.images, now)
@@ -93,6 +116,26 @@ class Reconciler:
         for kind, reason, message in plan.events:
             self.post_event(body, kind, reason, message)
         self.metrics.observe_phase(namespace, name, plan.status.get("phase", "Pending"))
+
+    def _set_finalizer(self, body: Mapping[str, Any], present: bool) -> None:
+        patch = finalizer_patch(body["metadata"], c.FINALIZER, present)
+        if patch:
+            meta = body["metadata"]
+            body["metadata"].update(self.kube.json_patch(c.KIND, meta["namespace"], meta["name"], patch)["metadata"])
+
+    def _finalize(self, body: dict[str, Any], spec: Spec, owner: b.Owner) -> None:
+        meta = body["metadata"]
+        name = b.cleanup_job_name(owner)
+        step = plan_cleanup(spec, owner, self.images, self._job(owner.namespace, name),
+                            _parse_time(meta["deletionTimestamp"]), _parse_time(utcnow()), self.cleanup_timeout_s)
+        if step.create_job:
+            self.kube.create_or_adopt(step.create_job)
+        if step.event:
+            self.post_event(body, *step.event)
+        if step.release:
+            self._set_finalizer(body, False)
+        else:
+            self.requeue(owner.namespace, owner.name, min(5.0, self.cleanup_timeout_s / 4))
 
     def _observe(self, owner: b.Owner, run: Mapping[str, Any]) -> pipeline.Observed:
         observed = pipeline.Observed()
@@ -143,3 +186,7 @@ def _api_message(error: ApiException) -> str:
         return json.loads(error.body).get("message", "")[:500]
     except (TypeError, ValueError):
         return ""
+
+
+def _parse_time(ts: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
