@@ -13,7 +13,7 @@ export PIP_CACHE_DIR ?= $(CACHE_DIR)/pip
 VENV_STAMP := $(VENV)/.stamp-$(shell sha256sum requirements.lock 2>/dev/null | cut -c1-16)
 PACKAGES := contracts training-job serving-image operator
 
-.PHONY: help venv test test-unit lint demo bench clean
+.PHONY: help venv test test-unit clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ include mk/*.mk
 test: venv controlplane ## run the whole suite (unit, component, integration)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: venv ## run only the fast unit tests
+test-unit: venv controlplane ## run only the fast unit tests (the chart tests render with the pinned helm)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 clean: ## remove local state (not the shared cache)

@@ -244,7 +244,7 @@ def test_operator_pod_probes_health_endpoints_and_gets_its_settings():
     spec = pod_spec(deployment)
     (container,) = spec["containers"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"health": 8080, "metrics": 9090}
     assert container["args"] == ["--health-port=8080", "--metrics-port=9090", "--peering=modelops",
                                  "--namespace=ml", "--namespace=team-b"]

@@ -59,6 +59,10 @@ def test_gpu_training_requests_gpus_and_tolerates_the_gpu_taint():
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 2
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    compress = b.build_compression_job(spec, OWNER, IMAGES, "v1")["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu" not in compress["containers"][0]["resources"].get("limits", {})
+    assert compress["nodeSelector"] == pod["nodeSelector"], "compression runs where training ran"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in compress["tolerations"]
 
 
 def test_the_job_config_is_the_contract_the_trainer_reads():

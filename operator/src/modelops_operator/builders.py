@@ -168,7 +168,9 @@ def _job(spec: Spec, owner: Owner, *, name: str, component: str, version: str, a
     if gpus:
         resources.setdefault("limits", {})["nvidia.com/gpu"] = gpus
     tolerations = list(spec.tolerations or [])
-    if gpus and _gpu_toleration() not in tolerations:
+    # Compression inherits training's placement (often a GPU pool's nodeSelector), so it needs the
+    # GPU taint's toleration whenever training asked for GPUs, even though it requests none itself.
+    if spec.gpus_per_worker and _gpu_toleration() not in tolerations:
         tolerations.append(_gpu_toleration())
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
