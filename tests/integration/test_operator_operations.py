@@ -118,7 +118,7 @@ def test_two_replicas_with_peering_elect_one_active(crd, namespace, storage, tmp
         replicas.append(OperatorProcess(namespace, tmp_path / str(i),
                                         {"MODELOPS_PEERING": "modelops", "MODELOPS_PRIORITY": str(priority)}).start())
     try:
-        wait_for(lambda: "Pausing operations in favour of" in replicas[0].log.read_text(), 30,
+        wait_for(lambda: "Pausing operations in favour of" in replicas[0].log.read_text(), 60,
                  "the lower-priority replica to stand by")
         apply(namespace, load_example("digits-classifier"))
 
@@ -128,7 +128,7 @@ def test_two_replicas_with_peering_elect_one_active(crd, namespace, storage, tmp
             log = replicas[0].log.read_text()
             after = log.find("Pausing the watch-stream for modeldeployments", log.find("Pausing operations in favour"))
             return after + 1 if after >= 0 else 0
-        standby_before = wait_for(standby_paused, 30, "the standby to pause its ModelDeployment watch")
+        standby_before = wait_for(standby_paused, 60, "the standby to pause its ModelDeployment watch")
         drive_to_ready(namespace, "digits")
         assert "Handler 'reconcile-modeldeployment' is invoked" not in replicas[0].log.read_text()[standby_before:]
         assert "reconcile-modeldeployment" in replicas[1].log.read_text()
@@ -136,8 +136,9 @@ def test_two_replicas_with_peering_elect_one_active(crd, namespace, storage, tmp
         md = load_example("digits-classifier")
         md["spec"]["serving"]["replicas"] = 3
         apply(namespace, md)
+        # kopf declares a silent peer dead after its 60 s lifetime; then the standby resumes.
         wait_for(lambda: kubectl_json("get", "deployment/digits", "-n", namespace)["spec"]["replicas"] == 3,
-                 90, "the standby to take over and scale serving")
+                 150, "the standby to take over and scale serving")
     finally:
         for op in replicas:
             op.stop()
