@@ -154,7 +154,8 @@ def measure(name: str, process: subprocess.Popen, port: int, workloads: list[Wor
     cells = []
     for w in workloads:
         url = f"http://127.0.0.1:{port}{w.path}"
-        headers = {"inference-header-content-length": w.header_length} if w.header_length else {}
+        headers = {"content-type": "application/octet-stream", "inference-header-content-length": w.header_length} \
+            if w.header_length else {"content-type": "application/json"}
         check = httpx.post(url, content=w.body.read_bytes(), headers=headers, timeout=30)
         if check.status_code != 200:
             raise RuntimeError(f"{name} refused the {w.protocol} body: {check.status_code} {check.text[:200]}")
