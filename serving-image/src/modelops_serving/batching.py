@@ -92,8 +92,8 @@ class Batcher:
                 rows += len(pending.rows)
                 took = True
             quiet_turns = 0 if took else quiet_turns + 1
-            if rows >= self._max_rows or quiet_turns >= 2 or loop.time() >= deadline or \
-                    (self._queue and rows + len(self._queue[0].rows) > self._max_rows):
+            # Still queued here means the next request does not fit: the batch is as full as it gets.
+            if self._queue or rows >= self._max_rows or quiet_turns >= 2 or loop.time() >= deadline:
                 return batch
             await asyncio.sleep(0)
 
