@@ -15,6 +15,10 @@ from tests.support.kube import (
     ControlPlane, api_client, kubectl, start_control_plane, stop_control_plane, wait_for,
 )
 
+# Shared fixtures of the operator and chart tests: the CRD, a bound storage claim, the operator process.
+from tests.integration.crd_fixtures import crd  # noqa: E402,F401
+from tests.integration.operator_fixtures import operator, storage  # noqa: E402,F401
+
 INTEGRATION_DIR = Path(__file__).parent
 CONTROL_PLANE_KEY = pytest.StashKey[ControlPlane]()
 

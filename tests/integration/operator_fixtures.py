@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from modelops_contracts.report import StageReport, encode
-from tests.integration.crd_fixtures import crd  # noqa: F401
 from tests.support.kube import REPO_ROOT, finish_pod, job_pod_names, kubectl, kubectl_json, wait_for
 
 OPERATOR = Path(sys.executable).parent / "modelops-operator"

@@ -7,23 +7,13 @@ import json
 
 import yaml
 
-from tests.integration.operator_fixtures import (  # noqa: F401  (fixtures)
-    OperatorProcess, apply, finish_job, load_example, report, storage, wait_phase,
-)
-from tests.integration.test_chart import CHART, chart_crds, helm, leftovers, restrict  # noqa: F401
-from tests.support.kube import REPO_ROOT, kubectl
+from tests.integration.operator_fixtures import OperatorProcess, apply, finish_job, report, wait_phase
+from tests.integration.test_chart import CHART, chart_crds, helm, leftovers, restrict  # noqa: F401  (chart_crds: a fixture)
+from tests.support.kube import REPO_ROOT, kubectl, wait_for, write_serviceaccount_kubeconfig
 
 # example -> (metric, value its training reports, worker pods)
 EXAMPLES = {"digits": ("accuracy", 0.95, 1), "diabetes": ("r2", 0.45, 2), "linear": ("mse", 0.3, 1),
             "cancer-gpu": ("auc", 0.99, 1)}
-
-
-def chart_account_kubeconfig(namespace: str, account: str, path) -> str:
-    token = kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
-    config = yaml.safe_load(kubectl("config", "view", "--raw", "--minify").stdout)
-    config["users"][0]["user"] = {"token": token}
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
 
 
 def test_helm_install_then_the_installed_operator_reconciles_every_example(namespace, chart_crds, storage,
@@ -33,7 +23,7 @@ def test_helm_install_then_the_installed_operator_reconciles_every_example(names
     helm("install", release, str(CHART), "--namespace", namespace, "--skip-crds",
          "--set", f"peering.name={release}", "--wait", "--timeout=120s")
     account = f"{release}-modelops"
-    env = {"KUBECONFIG": chart_account_kubeconfig(namespace, account, tmp_path / "chart-account.kubeconfig")}
+    env = {"KUBECONFIG": str(write_serviceaccount_kubeconfig(namespace, account, tmp_path / "chart.kubeconfig"))}
     operator = OperatorProcess(namespace, tmp_path, env).start()
     try:
         for path in sorted((REPO_ROOT / "examples").glob("*.yaml")):
@@ -52,5 +42,5 @@ def test_helm_install_then_the_installed_operator_reconciles_every_example(names
     assert "Forbidden" not in log, operator.logs()
     kubectl("delete", "md", "--all", "-n", namespace, "--wait=true", "--timeout=60s")
     helm("uninstall", release, "--namespace", namespace, "--wait", "--timeout=120s")
-    assert leftovers(namespace, release) == []
+    wait_for(lambda: not leftovers(namespace, release), 60, f"every object of release {release} to be gone")
     assert json.loads(kubectl("get", "crd", "modeldeployments.modelops.io", "-o", "json").stdout)

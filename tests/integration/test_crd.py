@@ -5,7 +5,6 @@ import json
 import pytest
 import yaml
 
-from tests.integration.crd_fixtures import crd  # noqa: F401
 from tests.support.kube import REPO_ROOT, kubectl, kubectl_json
 
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))

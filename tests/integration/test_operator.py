@@ -3,9 +3,8 @@ import json
 
 import pytest
 
-from tests.integration.operator_fixtures import (  # noqa: F401  (fixtures)
-    apply, crd, events, finish_job, load_example, md_status, objects, operator, report, storage, wait_md,
-    wait_phase,
+from tests.integration.operator_fixtures import (
+    apply, events, finish_job, load_example, md_status, objects, report, wait_md, wait_phase,
 )
 from tests.support.kube import job_pod_names, kubectl, kubectl_json, wait_for
 

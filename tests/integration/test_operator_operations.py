@@ -5,11 +5,9 @@ import urllib.request
 
 import yaml
 
-from tests.integration.operator_fixtures import (  # noqa: F401  (fixtures)
-    OperatorProcess, apply, crd, events, finish_job, load_example, md_status, objects, report, storage, wait_phase,
-)
+from tests.integration.operator_fixtures import OperatorProcess, apply, finish_job, load_example, objects, wait_phase
 from tests.integration.test_operator import drive_to_ready
-from tests.support.kube import REPO_ROOT, job_pod_names, kubectl, kubectl_json, wait_for
+from tests.support.kube import REPO_ROOT, kubectl, kubectl_json, wait_for, write_serviceaccount_kubeconfig
 
 RULES = yaml.safe_load((REPO_ROOT / "manifests" / "helm" / "modelops" / "files" / "operator-rules.yaml").read_text())
 
@@ -23,12 +21,7 @@ def service_account_kubeconfig(namespace: str, tmp_path) -> str:
         "rules": RULES}))
     kubectl("create", "clusterrolebinding", role, f"--clusterrole={role}",
             f"--serviceaccount={namespace}:modelops-operator")
-    token = kubectl("create", "token", "modelops-operator", "-n", namespace, "--duration=1h").stdout.strip()
-    config = yaml.safe_load(kubectl("config", "view", "--raw", "--minify").stdout)
-    config["users"][0]["user"] = {"token": token}
-    path = tmp_path / "operator.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    return str(write_serviceaccount_kubeconfig(namespace, "modelops-operator", tmp_path / "operator.kubeconfig"))
 
 
 def test_the_operator_with_exactly_the_charts_permissions_completes_a_pipeline(crd, namespace, storage, tmp_path):
@@ -104,12 +97,7 @@ def test_the_operator_serves_health_and_prometheus_metrics(crd, namespace, stora
         op.stop()
 
 
-PEERING_CRDS = REPO_ROOT / "manifests" / "helm" / "modelops" / "crds" / "kopf-peerings.kopf.dev.yaml"
-
-
 def test_two_replicas_with_peering_elect_one_active(crd, namespace, storage, tmp_path):
-    kubectl("apply", "-f", str(PEERING_CRDS))
-    kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
     kubectl("apply", "-n", namespace, "-f", "-",
             input=json.dumps({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "modelops"}}))
     replicas = []

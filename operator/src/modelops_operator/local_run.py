@@ -247,6 +247,10 @@ def summary(version: str, trained: StageReport, compressed: StageReport | None, 
     return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="modelops", description="modelops on one machine, no cluster needed.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -259,7 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     processes = Processes()
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Both signals stop the run and its children, even where a parent started us with SIGINT ignored
+    # (a background job of a non-interactive shell inherits SIG_IGN, which Python would keep).
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         namespace, name, spec = load_resource(args.file)
         run = LocalRun(namespace, name, spec, args.storage.resolve(), processes)
@@ -293,7 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         processes.stop_all()
         if "run" in locals():
             shutil.rmtree(run.work, ignore_errors=True)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
