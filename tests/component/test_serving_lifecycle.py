@@ -64,6 +64,20 @@ def test_without_a_tflite_file_tensorflow_serves_the_model(digits_dir, tmp_path,
         np.testing.assert_allclose(reply.json()["predictions"], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_the_operator_can_ask_for_the_uncompressed_model_beside_a_tflite_one(digits_dir, tmp_path):
+    with running_server(digits_dir, "digits", tmp_path, servable="savedModel") as server:
+        server.wait_ready(timeout=120)
+        assert server.get("/v2/models/digits").json()["platform"] == "tensorflow_savedmodel"
+
+
+def test_a_servable_the_version_lacks_leaves_the_server_not_ready_saying_so(digits_dir, tmp_path):
+    version = copy_version(digits_dir, tmp_path / "v1", drop=("tflite",))
+    with running_server(version, "digits", tmp_path, servable="tflite") as server:
+        poll(lambda: server.status("/v2/health/ready") == 503 and "no tflite servable" in server.log_text(),
+             timeout=60, what="the refusal")
+        assert "no tflite servable" in server.get("/v2/health/ready").json()["reason"]
+
+
 def test_a_full_queue_sheds_load_with_503_and_retry_after(digits_dir, tmp_path):
     x, _ = digits()
     big = np.resize(x, (1024, 64))

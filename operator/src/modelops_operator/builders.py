@@ -248,6 +248,10 @@ def build_compression_job(spec: Spec, owner: Owner, images: Images, version: str
 
 # --- serving -----------------------------------------------------------------------------
 
+DRAIN_SECONDS = 5
+GRACEFUL_TIMEOUT_S = 20
+
+
 def serving_selector(owner: Owner) -> dict[str, str]:
     return {"app.kubernetes.io/instance": owner.name, "app.kubernetes.io/component": "serving"}
 
@@ -260,7 +264,11 @@ def serving_env(spec: Spec, owner: Owner, version: str, servable: str) -> list[d
             {"name": "MODELOPS_HOST", "value": "0.0.0.0"},
             {"name": "MODELOPS_PORT", "value": str(c.SERVING_PORT)},
             {"name": "MODELOPS_MAX_BATCH_SIZE", "value": str(spec.max_batch_size)},
-            {"name": "MODELOPS_MAX_LATENCY_MS", "value": str(spec.max_latency_ms)}]
+            {"name": "MODELOPS_MAX_LATENCY_MS", "value": str(spec.max_latency_ms)},
+            # On SIGTERM the server turns not-ready and keeps serving while endpoints drop it, then
+            # finishes what it accepted: a rolling update loses no request.
+            {"name": "MODELOPS_DRAIN_SECONDS", "value": str(DRAIN_SECONDS)},
+            {"name": "MODELOPS_GRACEFUL_TIMEOUT_S", "value": str(GRACEFUL_TIMEOUT_S)}]
 
 
 def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: str,
@@ -284,7 +292,7 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
             "spec": {
                 "automountServiceAccountToken": False,
                 "securityContext": RESTRICTED_POD_SECURITY,
-                "terminationGracePeriodSeconds": 30,
+                "terminationGracePeriodSeconds": DRAIN_SECONDS + GRACEFUL_TIMEOUT_S + 10,
                 "initContainers": [{
                     "name": "fetch-model",
                     "image": image,

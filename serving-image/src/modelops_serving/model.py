@@ -17,9 +17,12 @@ log = logging.getLogger(__name__)
 
 
 class ServedModel:
-    def __init__(self, model_dir: str | Path, name: str):
+    def __init__(self, model_dir: str | Path, name: str, servable: str = "auto"):
         self.model_dir = Path(model_dir)
         self.name = name
+        # "auto" prefers the compressed TFLite model; the operator names one explicitly when the
+        # compression gate chose the uncompressed model, or when rolling back to such a version.
+        self.servable = servable
         self.ready = False
         self.reason = "loading"
         self.manifest: manifest_contract.Manifest | None = None
@@ -56,12 +59,15 @@ class ServedModel:
         return False
 
     def _open_runtime(self, m: manifest_contract.Manifest) -> Runtime:
-        if "tflite" in m.servables:
-            runtime: Runtime = LiteRTRuntime(self.model_dir / m.servables["tflite"])
-        elif kinds := [k for k in ("savedModel", "keras") if k in m.servables]:
-            runtime = TensorFlowRuntime(kinds[0], self.model_dir / m.servables[kinds[0]], m.num_features)
+        wanted = manifest_contract.SERVABLE_KINDS if self.servable == "auto" else (self.servable,)
+        kind = next((k for k in wanted if k in m.servables), None)
+        if kind is None:
+            raise ModelLoadError(f"manifest lists no {' or '.join(wanted)} servable "
+                                 f"(it has {', '.join(m.servables) or 'none'})")
+        if kind == "tflite":
+            runtime: Runtime = LiteRTRuntime(self.model_dir / m.servables[kind])
         else:
-            raise ModelLoadError(f"manifest lists no servable (one of {', '.join(manifest_contract.SERVABLE_KINDS)})")
+            runtime = TensorFlowRuntime(kind, self.model_dir / m.servables[kind], m.num_features)
         if runtime.input_width != m.num_features:
             raise ModelLoadError(f"model takes {runtime.input_width} features, manifest names {m.num_features}")
         if m.task == "classification" and m.classes and runtime.output_width != len(m.classes):

@@ -48,7 +48,7 @@ class DrainingServer(uvicorn.Server):
 
 
 def build_server(settings: ServerSettings) -> DrainingServer:
-    app = create_app(ServedModel(settings.model_dir, settings.model_name), settings)
+    app = create_app(ServedModel(settings.model_dir, settings.model_name, settings.servable), settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                             lifespan="on", access_log=False, log_level=settings.log_level,
                             limit_concurrency=settings.max_connections,

@@ -48,6 +48,7 @@ class ServerSettings:
     drain_seconds: float = 0.0          # after SIGTERM: keep serving (not ready) this long, then shut down
     graceful_timeout_s: float = 30.0    # then wait at most this long for in-flight requests
     log_level: str = "info"
+    servable: str = "auto"              # which of the manifest's servables to load
 
     @property
     def interpreter_count(self) -> int:
@@ -72,7 +73,9 @@ _HELP: dict[str, str] = {
     "drain_seconds": "after SIGTERM, keep serving while not ready for this long",
     "graceful_timeout_s": "after draining, longest wait for in-flight requests",
     "log_level": "debug, info, warning or error",
+    "servable": "auto (tflite if the version has one, else savedModel, else keras), tflite, savedModel or keras",
 }
+SERVABLE_CHOICES = ("auto", "tflite", "savedModel", "keras")
 REQUIRED = ("model_dir", "model_name")
 
 
@@ -125,6 +128,8 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
             values[f.name] = raw if kind is str else _positive(kind)(raw)
         except (ValueError, argparse.ArgumentTypeError) as e:
             parser.error(f"{source}: {raw!r} is not a valid {kind.__name__} ({e})")
+    if values["servable"] not in SERVABLE_CHOICES:
+        parser.error(f"--servable: {values['servable']!r} is not one of {', '.join(SERVABLE_CHOICES)}")
     if min(values["max_batch_size"], values["max_queue"], values["max_instances"], values["max_connections"]) < 1:
         parser.error("max-batch-size, max-queue, max-instances and max-connections must be at least 1")
     return ServerSettings(**values)
