@@ -104,8 +104,12 @@ def test_two_replicas_with_peering_elect_one_active(crd, namespace, storage, tmp
     for i, priority in enumerate((100, 200)):
         (tmp_path / str(i)).mkdir()
         replicas.append(OperatorProcess(namespace, tmp_path / str(i),
-                                        {"MODELOPS_PEERING": "modelops", "MODELOPS_PRIORITY": str(priority)}).start())
+                                        {"MODELOPS_PEERING": "modelops", "MODELOPS_PRIORITY": str(priority)}))
     try:
+        # As in a rolling update: one replica runs, then a higher-priority one joins and takes over.
+        replicas[0].start()
+        wait_for(lambda: "Resuming operations" in replicas[0].log.read_text(), 60, "the first replica to work")
+        replicas[1].start()
         wait_for(lambda: "Pausing operations in favour of" in replicas[0].log.read_text(), 60,
                  "the lower-priority replica to stand by")
         apply(namespace, load_example("digits-classifier"))
