@@ -115,6 +115,8 @@ start kube-apiserver kube-apiserver \
   --service-account-key-file="$PKI/sa.key" \
   --service-account-signing-key-file="$PKI/sa.key" \
   --endpoint-reconciler-type=none \
+  --audit-policy-file="$CONTROLPLANE_DIR/audit-policy.yaml" \
+  --audit-log-path="$STATE_DIR/logs/audit.log" --audit-log-format=json \
   --profiling=false
 API_URL="https://127.0.0.1:$API_PORT"
 apiserver_ready() { curl -sf --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" "$API_URL/readyz"; }

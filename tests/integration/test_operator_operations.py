@@ -5,7 +5,9 @@ import urllib.request
 
 import yaml
 
-from tests.integration.operator_fixtures import OperatorProcess, apply, finish_job, load_example, objects, wait_phase
+from tests.integration.operator_fixtures import (
+    OperatorProcess, apply, finish_job, load_example, objects, wait_md, wait_phase,
+)
 from tests.integration.test_operator import drive_to_ready
 from tests.support.kube import REPO_ROOT, kubectl, kubectl_json, wait_for, write_serviceaccount_kubeconfig
 
@@ -24,17 +26,66 @@ def service_account_kubeconfig(namespace: str, tmp_path) -> str:
     return str(write_serviceaccount_kubeconfig(namespace, "modelops-operator", tmp_path / "operator.kubeconfig"))
 
 
-def test_the_operator_with_exactly_the_charts_permissions_completes_a_pipeline(crd, namespace, storage, tmp_path):
-    op = OperatorProcess(namespace, tmp_path, {"KUBECONFIG": service_account_kubeconfig(namespace, tmp_path)}).start()
+def requests_made_by(control_plane, user: str) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource[/subresource], verb) of every request `user` made, from the API server's audit log."""
+    made = set()
+    for line in (control_plane.logs_dir / "audit.log").read_text().splitlines():
+        event = json.loads(line)
+        if event["user"]["username"] != user or not event.get("objectRef"):
+            continue
+        ref = event["objectRef"]
+        resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        made.add((ref.get("apiGroup", ""), resource, event["verb"]))
+        if event["verb"] == "patch" and "fieldManager=" in event["requestURI"] and event["responseStatus"]["code"] == 201:
+            made.add((ref.get("apiGroup", ""), resource, "create"))   # a server-side apply that created it
+    return made
+
+
+def granted(rules) -> set[tuple[str, str, str]]:
+    return {(group, resource, verb) for rule in rules for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def test_the_charts_permissions_are_exactly_what_the_operator_uses(crd, namespace, storage, tmp_path,
+                                                                   control_plane):
+    """Run as a ServiceAccount holding the chart's rules through every code path: no request is refused,
+    and the API server's audit log shows each granted verb used (least privilege, checked both ways)."""
+    kubectl("apply", "-n", namespace, "-f", "-",
+            input=json.dumps({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "modelops"}}))
+    env = {"KUBECONFIG": service_account_kubeconfig(namespace, tmp_path), "MODELOPS_PEERING": "modelops"}
+    op = OperatorProcess(namespace, tmp_path, env).start()
     try:
-        apply(namespace, load_example("diabetes-multiworker"))
+        md = load_example("diabetes-multiworker")                     # autoscaling: HPA and PDB
+        md["spec"]["storage"]["deleteOnModelDeletion"] = True         # the finalizer and the clean-up Job
+        apply(namespace, md)
         wait_phase(namespace, "diabetes", "Training")
         drive_to_ready(namespace, "diabetes", metric="r2", accuracy=0.45, pods=2)
-        kubectl("delete", "md/diabetes", "-n", namespace, "--wait=true", "--timeout=30s")
+        for epochs in (41, 42):                                       # v3 supersedes v2 mid-training
+            md["spec"]["training"]["hyperparameters"]["epochs"] = epochs
+            apply(namespace, md)
+            wait_md(namespace, "diabetes", lambda s, e=epochs: s.get("latestVersion") == f"v{e - 39}",
+                    f"training of v{epochs - 39}")
+        wait_for(lambda: "diabetes-train-v2-a1" not in [j["metadata"]["name"] for j in objects(namespace, "jobs")],
+                 30, "the superseded Job to be deleted")
+        drive_to_ready(namespace, "diabetes", version="v3", metric="r2", accuracy=0.45, pods=2)
+        del md["spec"]["serving"]["autoscaling"]                      # HPA and PDB go away
+        apply(namespace, md)
+        wait_for(lambda: not objects(namespace, "hpa") and not objects(namespace, "pdb"), 30, "HPA and PDB removal")
+        kubectl("delete", "md/diabetes", "-n", namespace, "--wait=false")
+        cleanup = wait_for(lambda: [j for j in objects(namespace, "jobs") if "-cleanup-" in j["metadata"]["name"]],
+                           30, "the cleanup Job")[0]
+        finish_job(namespace, cleanup["metadata"]["name"])
+        wait_for(lambda: kubectl("get", "md/diabetes", "-n", namespace, check=False).returncode != 0, 60,
+                 "the ModelDeployment to be gone")
     finally:
         op.stop()
     log = op.log.read_text()
     assert "Forbidden" not in log and " 403" not in log, op.logs()
+    used = requests_made_by(control_plane, f"system:serviceaccount:{namespace}:modelops-operator")
+    # Only a cluster-wide operator touches ClusterKopfPeerings; this one watches one namespace.
+    cluster_wide_only = {("kopf.dev", "clusterkopfpeerings", verb) for verb in ("list", "watch", "patch")}
+    assert granted(RULES) - cluster_wide_only - used == set(), "granted but never used"
+    assert used - granted(RULES) == set(), "used but not granted"
 
 
 def test_deleting_with_artifacts_runs_a_cleanup_job_then_releases(crd, namespace, storage, tmp_path):
