@@ -197,6 +197,9 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         condition("Compressed", None, "Pending", f"{version}: waiting for evaluation")
 
     phase, message = "Pending", ""
+    # What was observed belongs to the stage the run was on; once a decision moves the run on, the
+    # next stage's Job is one nobody has looked at yet (created below, or adopted if it exists).
+    training_job, compression_job = observed.training_job, observed.compression_job
     # Stages advance within one pass when a decision is already possible.
     for _ in range(4):
         stage = run["stage"]
@@ -208,7 +211,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             if spec.workers > 1:
                 out.apply.append(b.build_workers_service(owner, job_name, version))
             out.create_only.append(b.build_training_job(spec, owner, images, version, attempt))
-            job = observed.training_job
+            job = training_job
             if job is None or job.active:
                 phase = "Training" if attempt == 1 else "Retraining"
                 message = f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})"
@@ -218,7 +221,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                 break
             decision = policy.after_training(spec, attempt, job.report if job.succeeded or job.report else None,
                                              job.failure_reason, job.failure_message)
-            observed.training_job = None
+            training_job = None
             trained_metrics = dict(job.report.metrics) if job.report and job.report.succeeded else {}
             if isinstance(decision, policy.Compress):
                 run.update(stage="compress", metrics=trained_metrics)
@@ -244,7 +247,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             cfg = b.build_job_config(spec, owner, "compress", version, 1)
             out.apply.append(b.build_config_map(owner, job_name, cfg, "compression"))
             out.create_only.append(b.build_compression_job(spec, owner, images, version))
-            job = observed.compression_job
+            job = compression_job
             if job is None or job.active:
                 phase, message = "Compressing", f"{version}: {spec.compression_method} compression ({job_name})"
                 break
@@ -254,7 +257,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             trained_value = (run.get("metrics") or {}).get(spec.metric)
             decision = policy.after_compression(spec, job.report, trained_value if trained_value is not None else 0.0,
                                                 job.failure_message)
-            observed.compression_job = None
+            compression_job = None
             if isinstance(decision, policy.Serve):
                 metrics = dict(run.get("metrics") or {})
                 if job.report and job.report.succeeded:

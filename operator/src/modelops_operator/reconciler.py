@@ -151,8 +151,10 @@ class Reconciler:
         job = self.kube.read("Job", namespace, name)
         if job is None:
             return None
-        pods = self.kube.list("Pod", namespace, f"batch.kubernetes.io/job-name={name}")
-        return pipeline.job_state(job, pods)
+        state = pipeline.job_state(job, [])
+        if state.active:   # the pods' termination messages matter only once the Job has finished
+            return state
+        return pipeline.job_state(job, self.kube.list("Pod", namespace, f"batch.kubernetes.io/job-name={name}"))
 
     def _write_invalid(self, body: Mapping[str, Any], message: str, now: str) -> None:
         status = dict(body.get("status") or {})
