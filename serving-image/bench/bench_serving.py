@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "component"))
 from serving_fixtures import build_version_dir, digits, free_port, poll  # noqa: E402
+from modelops_serving.settings import ServerSettings  # noqa: E402
 
 CACHE = Path(os.environ.get("MODELOPS_CACHE", Path.home() / ".cache" / "modelops"))
 KSERVE_PYTHON = CACHE / "bench-kserve-venv" / "bin" / "python"
@@ -265,7 +266,8 @@ def main() -> int:
         "is recorded before each cell\n"
         f"- model: MLP 64→128→10 trained on the bundled digits, dynamic-range TFLite "
         f"({(model_dir / 'model.tflite').stat().st_size:,} bytes); the same files for all three servers\n"
-        "- servers: `modelops-serve` with its defaults (max batch 32, max latency 5 ms, one interpreter per CPU); "
+        f"- servers: `modelops-serve` with its defaults (max batch {ServerSettings.max_batch_size}, max latency "
+        f"{ServerSettings.max_latency_ms:g} ms, one interpreter per CPU); "
         "KServe `kserve.ModelServer` (one worker, gRPC and latency logging off) with a custom `kserve.Model` "
         "running the same TFLite on LiteRT; the tutorial Flask app (its own threaded server) calling "
         "tf-keras `model.predict` on `model.keras`\n"

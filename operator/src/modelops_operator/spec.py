@@ -57,7 +57,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "autoscaling_min": ("serving.autoscaling.minReplicas", 1),
     "autoscaling_max": ("serving.autoscaling.maxReplicas", None),
     "autoscaling_cpu": ("serving.autoscaling.targetCPUUtilization", 70),
-    "max_batch_size": ("serving.batching.maxBatchSize", 32),
+    "max_batch_size": ("serving.batching.maxBatchSize", 256),
     "max_latency_ms": ("serving.batching.maxLatencyMs", 5),
     "serving_resources": ("serving.resources", None),
     "pinned_version": ("serving.modelVersion", None),
