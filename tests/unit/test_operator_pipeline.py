@@ -188,3 +188,21 @@ def test_everything_the_planner_writes_survives_the_crds_pruning():
         statuses.append(step(md2, observed))
     for plan in statuses:
         assert schema_keys_missing(plan.status, schema) == []
+
+
+def test_optional_serving_objects_are_deleted_only_after_a_spec_change():
+    md = body()
+    md["spec"]["serving"]["replicas"] = 1                         # no PDB, no HPA
+    for observed in (None, p.Observed(training_job=finished("train", accuracy=0.95))):
+        step(md, observed)
+    first = step(md, p.Observed(compression_job=finished("compress", accuracy=0.95)))
+    assert ("PodDisruptionBudget", "digits") not in first.delete   # generation already observed
+    md["spec"]["serving"]["replicas"] = 2
+    md["metadata"]["generation"] = 2
+    step(md, p.Observed(deployment=rolled_out("v1")))
+    md["spec"]["serving"]["replicas"] = 1
+    md["metadata"]["generation"] = 3
+    changed = step(md, p.Observed(deployment=rolled_out("v1")))
+    assert ("PodDisruptionBudget", "digits") in changed.delete
+    again = step(md, p.Observed(deployment=rolled_out("v1")))
+    assert again.delete == []

@@ -288,7 +288,10 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
     if target:
         wanted, unwanted = b.build_serving_objects(spec, owner, images, target, servable)
         out.apply.extend(wanted)
-        out.delete.extend(unwanted)
+        # An HPA or PDB becomes unwanted only through a spec change (seen by this pass, or made while
+        # the operator was down): deleting on every pass would cost two requests each time for nothing.
+        if generation != (body.get("status") or {}).get("observedGeneration"):
+            out.delete.extend(unwanted)
         live = deployment is not None and deployment.version == target and deployment.rolled_out
         if live:
             if served != target:
