@@ -150,7 +150,7 @@ NOTES = """
 How to read it:
 - With the stock limit, most of the wall time is spent waiting on the controller-manager's client rate
   limit (the Job controller alone creates 400 pods, removes their tracking finalizers and updates 400 Jobs'
-  status, at 20 requests/s shared). Raising that one limit took the same run from about 130 s to about
+  status, at 20 requests/s per controller). Raising that one limit took the same run from about 130 s to about
   50 s while the operator did the same work, so the operator is not the bottleneck at this scale.
 - The operator's CPU is user+system seconds of its process for the whole run (about 0.1 s per
   ModelDeployment through three stages and every status update); peak RSS is VmHWM from /proc. More
