@@ -88,6 +88,28 @@ def test_the_charts_permissions_are_exactly_what_the_operator_uses(crd, namespac
     assert used - granted(RULES) == set(), "used but not granted"
 
 
+def test_a_refused_pass_says_why_and_is_retried_until_the_cause_is_fixed(crd, namespace, storage, tmp_path):
+    kubeconfig = service_account_kubeconfig(namespace, tmp_path)
+    role = f"modelops-operator-{namespace}"
+    without_jobs = [r for r in RULES if r["apiGroups"] != ["batch"]]
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
+        "rules": without_jobs + [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch"]}]}))
+    op = OperatorProcess(namespace, tmp_path, {"KUBECONFIG": kubeconfig}).start()
+    try:
+        apply(namespace, load_example("linear-regression"))
+        refusal = wait_for(lambda: [e for e in objects(namespace, "events") if e.get("reason") == "ReconcileFailed"],
+                           60, "a ReconcileFailed event")[0]
+        assert refusal["type"] == "Warning" and "403" in refusal["message"] and "jobs.batch" in refusal["message"]
+        # Fix the cause, not the resource: no event on the ModelDeployment will announce it.
+        kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
+            "rules": RULES}))
+        wait_phase(namespace, "linear", "Training", timeout=90)
+    finally:
+        op.stop()
+
+
 def test_deleting_with_artifacts_runs_a_cleanup_job_then_releases(crd, namespace, storage, tmp_path):
     op = OperatorProcess(namespace, tmp_path).start()
     try:

@@ -1,7 +1,9 @@
 """One reconcile pass: read the resource and its children, plan, carry the plan out.
 
 Level-triggered and idempotent: any event (the resource, one of its Jobs, its Deployment, a
-timer) runs the same pass, serialised per resource, so a missed or repeated event is harmless.
+requeue) runs the same pass, serialised per resource, so a missed or repeated event is harmless.
+A pass that fails is retried with exponential backoff: kopf never retries event handlers, and the
+refusal that failed it (a quota, a missing permission) may be fixed without touching the resource.
 """
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ from kubernetes.client.exceptions import ApiException
 from . import builders as b
 from . import constants as c
 from . import pipeline
+from .cleanup import finalizer_patch, plan_cleanup
 from .kube import ConflictError, Kube
 from .metrics import Metrics
-from .cleanup import finalizer_patch, plan_cleanup
 from .spec import Spec, SpecError, parse
 
 log = logging.getLogger(__name__)
+RETRY_FIRST_S = 2.0
+RETRY_MAX_S = 300.0
 
 
 def utcnow() -> str:
@@ -40,6 +44,7 @@ class Reconciler:
         self.cleanup_timeout_s = cleanup_timeout_s
         self._locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
+        self._failures: dict[tuple[str, str], int] = {}
 
     def requeue(self, namespace: str, name: str, delay_s: float) -> None:
         """Reconcile again after a delay, for waits no watch event will end (a stuck clean-up)."""
@@ -60,25 +65,43 @@ class Reconciler:
     def reconcile(self, namespace: str, name: str) -> None:
         started = time.monotonic()
         result = "ok"
+        key = (namespace, name)
         try:
             with self._lock(namespace, name):
                 self._reconcile(namespace, name)
+            self._failures.pop(key, None)
         except ApiException as e:
             # 409: the resource moved on while we planned; the event that moved it reconciles again.
             result = "conflict" if e.status == 409 else "error"
             if e.status != 409:
+                self._retry_later(key)
                 raise
         except Exception:
             result = "error"
+            self._retry_later(key)
             raise
         finally:
             self.metrics.reconciled(result, time.monotonic() - started)
+
+    def _retry_later(self, key: tuple[str, str]) -> None:
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        self.requeue(*key, min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (failures - 1)))
 
     def _reconcile(self, namespace: str, name: str) -> None:
         body = self.kube.read(c.KIND, namespace, name)
         if body is None:
             self.metrics.forget(namespace, name)
             return
+        try:
+            self._reconcile_body(body)
+        except ApiException as e:
+            if e.status != 409:
+                # Say why in the resource's events (a quota, a missing permission); the pass is retried.
+                self.post_event(body, "Warning", "ReconcileFailed", f"{e.status} {e.reason}: {_api_message(e)}")
+            raise
+
+    def _reconcile_body(self, body: dict[str, Any]) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         now = self.clock()
         try:
             spec = parse(body.get("spec") or {})
@@ -97,20 +120,15 @@ class Reconciler:
         run, _ = pipeline.current_run(body.get("status") or {}, spec, now, owner)
         observed = self._observe(owner, run)
         plan = pipeline.plan(body, spec, observed, self.images, now)
-        try:
-            for kind, child in plan.delete:
-                self.kube.delete(kind, namespace, child)
-            for obj in plan.apply:
-                self.kube.apply(obj)
-            for obj in plan.create_only:
-                try:
-                    self.kube.create_or_adopt(obj)
-                except ConflictError as e:
-                    plan.events.append(("Warning", "NameConflict", str(e)))
-        except ApiException as e:
-            # Say why in the resource's events (e.g. a quota or RBAC refusal); the next pass retries.
-            self.post_event(body, "Warning", "ApplyFailed", f"{e.status} {e.reason}: {_api_message(e)}")
-            raise
+        for kind, child in plan.delete:
+            self.kube.delete(kind, namespace, child)
+        for obj in plan.apply:
+            self.kube.apply(obj)
+        for obj in plan.create_only:
+            try:
+                self.kube.create_or_adopt(obj)
+            except ConflictError as e:
+                plan.events.append(("Warning", "NameConflict", str(e)))
         if plan.status != (body.get("status") or {}):
             self.kube.replace_status(body, plan.status)
         for kind, reason, message in plan.events:
