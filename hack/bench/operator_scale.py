@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from modelops_contracts.report import StageReport, encode  # noqa: E402
 from tests.support.kube import (  # noqa: E402
-    kubectl, kubectl_json, start_control_plane, stop_control_plane, tool,
+    create_bound_claim, kubectl, kubectl_json, start_control_plane, stop_control_plane, tool,
 )
 
 NAMESPACE = "bench"
@@ -70,15 +70,7 @@ def measure(count: int, kcm_qps: str | None) -> dict:
         kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "modeldeployments.modelops.io.yaml"))
         kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelops.io")
         kubectl("create", "namespace", NAMESPACE)
-        kubectl("apply", "-f", "-", input=json.dumps({
-            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "bench-models"},
-            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "",
-                     "hostPath": {"path": "/tmp/bench-models"},
-                     "claimRef": {"namespace": NAMESPACE, "name": "models"}}}))
-        kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps({
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "models"},
-            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": "bench-models",
-                     "resources": {"requests": {"storage": "1Gi"}}}}))
+        create_bound_claim(NAMESPACE, "models", "bench-models")
         log = open(state / "operator.log", "w")
         operator = subprocess.Popen([str(Path(sys.executable).parent / "modelops-operator"), "--namespace", NAMESPACE,
                                      "--health-port", "0", "--metrics-port", "0", "--log-level", "warning"],

@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 from modelops_contracts.report import StageReport, encode
-from tests.support.kube import REPO_ROOT, finish_pod, job_pod_names, kubectl, kubectl_json, wait_for
+from tests.support.kube import (
+    REPO_ROOT, create_bound_claim, finish_pod, job_pod_names, kubectl, kubectl_json, wait_for,
+)
 
 OPERATOR = Path(sys.executable).parent / "modelops-operator"
 
@@ -68,17 +70,7 @@ class OperatorProcess:
 def storage(namespace):
     """A bound ReadWriteMany claim `models` (the examples' storage), as a real cluster would provide."""
     pv = f"models-{namespace}"
-    kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
-        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "",
-                 "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/tmp/{pv}"},
-                 "claimRef": {"namespace": namespace, "name": "models"}}}))
-    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "models"},
-        "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": pv,
-                 "resources": {"requests": {"storage": "1Gi"}}}}))
-    wait_for(lambda: kubectl_json("get", "pvc/models", "-n", namespace)["status"].get("phase") == "Bound",
-             timeout=30, describe="the models claim to bind")
+    create_bound_claim(namespace, "models", pv)
     yield "models"
     kubectl("delete", "pv", pv, "--wait=false", check=False)
 

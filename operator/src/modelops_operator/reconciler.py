@@ -184,7 +184,7 @@ class Reconciler:
 
     def post_event(self, body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
         meta = body["metadata"]
-        now = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        now = utcnow()
         event = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
