@@ -8,12 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelops_contracts.jobconfig import HIGHER_IS_BETTER
-from modelops_contracts.report import StageReport
+from modelops_contracts.report import PERMANENT_REASONS, StageReport
 
 from .spec import Spec
-
-# Failures that another attempt cannot fix: the same config and data fail the same way.
-PERMANENT_REASONS = frozenset({"BadConfig", "BadData", "StorageError"})
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from modelops_contracts.jobconfig import HIGHER_IS_BETTER, JobConfig
 from modelops_contracts.report import StageReport
 
 from . import artifacts, conversion, data, export, metrics
-from .errors import BadData, CompressionFailed, StorageError
+from .errors import BadData, CompressionFailed, StageError, StorageError
 from .litert import TFLiteModel
 from .stage import run_stage
 
@@ -53,6 +53,8 @@ def _compress(config: JobConfig) -> StageReport:
         float32 = conversion.to_tflite(model, "none", prepared.x_train)
         compressed = float32 if method == "none" else conversion.to_tflite(model, method, prepared.x_train)
         after = metrics.evaluate(prepared.task, prepared.y_val, TFLiteModel(compressed).predict(prepared.x_val))
+    except StageError:
+        raise   # Terminated (SIGTERM) is not a conversion failure
     except Exception as e:
         first_line = (str(e).strip().splitlines() or [""])[0]
         raise CompressionFailed(f"compression.method {method}: {type(e).__name__}: {first_line}") from None

@@ -25,3 +25,8 @@ class StorageError(StageError):
 
 class CompressionFailed(StageError):
     reason = "CompressionFailed"
+
+
+class Terminated(StageError):
+    """SIGTERM: the pod is being deleted (a superseded version) or evicted; another pod may resume."""
+    reason = "Terminated"
