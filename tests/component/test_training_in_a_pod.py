@@ -94,3 +94,30 @@ def test_sigterm_stops_training_keeps_the_backup_and_exits_with_a_reason(tmp_pat
     assert json.loads(Path(config.report_path).read_text())["reason"] == "Terminated"
     assert any(backup.rglob("*.index")), "the last backup must survive for the next pod to resume from"
     assert not config.version_dir.exists(), "a terminated attempt must not publish a version"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(),
+                    reason="needs root and setpriv to run the trainer as another user")
+def test_storage_the_pods_user_cannot_write_names_the_path_and_the_uid():
+    """The real-run failure: a root-owned 755 volume, the trainer running as the images' uid 65532."""
+    root = Path(tempfile.mkdtemp(prefix="modelops-owned-by-root-"))
+    try:
+        root.chmod(0o755)
+        (root / "home").mkdir()
+        (root / "home").chmod(0o777)
+        store = root / "store"
+        store.mkdir(mode=0o755)
+        config = job_config(store)
+        path = write_config(root / "job.json", config)
+        path.chmod(0o644)
+        done = subprocess.run(["setpriv", "--reuid", "65532", "--regid", "65532", "--clear-groups",
+                               str(BIN / "modelops-train"), "--config", str(path),
+                               "--report-path", str(root / "home" / "report.json")],
+                              capture_output=True, text=True, timeout=180,
+                              env={**os.environ, "HOME": str(root / "home"), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    finally:
+        subprocess.run(["rm", "-rf", str(root)])
+    assert done.returncode == report.EXIT_STORAGE_ERROR, done.stderr[-3000:]
+    message = report.decode(done.stdout).message
+    assert str(store / "ml") in message and "uid 65532 gid 65532" in message, message
+    assert "Permission denied" in message and "spec.podSecurityContext" in message, message
