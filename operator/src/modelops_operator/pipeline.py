@@ -39,7 +39,13 @@ class DeploymentState:
     replicas: int
     ready: int
     updated: int
-    rolled_out: bool
+    rolled_out: bool      # as `kubectl rollout status`: every desired replica updated and available, no old one left
+    available: int = 0
+
+    @property
+    def ready_text(self) -> str:
+        """Ready replicas out of desired; old pods that are still ready during a surge do not count twice."""
+        return f"{min(self.ready, self.desired)}/{self.desired}"
 
 
 @dataclass
@@ -127,9 +133,9 @@ def deployment_state(deployment: Mapping[str, Any] | None) -> DeploymentState | 
     replicas = status.get("replicas", 0)
     ready = status.get("readyReplicas", 0)
     available = status.get("availableReplicas", 0)
-    rolled_out = generation_seen and updated >= desired and replicas <= updated and available >= min(desired, 1)
+    rolled_out = generation_seen and updated >= desired and replicas <= updated and available >= updated
     return DeploymentState(version=labels.get(c.LABEL_VERSION), desired=desired, replicas=replicas, ready=ready,
-                           updated=updated, rolled_out=rolled_out)
+                           updated=updated, rolled_out=rolled_out, available=available)
 
 
 # --- the run: which version and attempt the pipeline is on ----------------------------------
@@ -295,7 +301,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         live = deployment is not None and deployment.version == target and deployment.rolled_out
         if live:
             if served != target:
-                event("Normal", "Deployed", f"{target} is serving ({deployment.ready} ready replicas)")
+                event("Normal", "Deployed", f"{target} is serving ({deployment.ready_text} replicas ready)")
             served = target
             condition("Deployed", True, "RolledOut", f"{target} rolled out")
             if run["stage"] == "serve" and run["version"] == target:
@@ -305,9 +311,11 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                     if h.get("outcome") == "Deployed" and h["version"] != target:
                         h["outcome"] = "Superseded"
         else:
-            condition("Deployed", False, "RollingOut", f"rolling out {target}")
+            progress = (f" ({deployment.updated}/{deployment.desired} updated, {deployment.available} available)"
+                        if deployment is not None and deployment.version == target else "")
+            condition("Deployed", False, "RollingOut", f"rolling out {target}{progress}")
             if run["stage"] in ("serve", "done") or spec.pinned_version:
-                phase, message = "Deploying", f"rolling out {target}"
+                phase, message = "Deploying", f"rolling out {target}{progress}"
     if run["stage"] == "done" and phase == "Pending":
         phase, message = "Ready", f"{version} is serving"
     if run["stage"] == "failed":
@@ -318,11 +326,14 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
 
     ready_replicas = deployment.ready if deployment else 0
     desired = deployment.desired if deployment else 0
-    is_ready = bool(served) and ready_replicas > 0 and (not spec.pinned_version or served == spec.pinned_version)
+    # Ready means the rollout is complete, as `kubectl rollout status` judges it: not one replica of two.
+    complete = (bool(served) and deployment is not None and deployment.version == served and deployment.rolled_out
+                and desired > 0)
+    is_ready = complete and (not spec.pinned_version or served == spec.pinned_version)
     if not (spec.pinned_version and target is None):
         condition("Ready", is_ready, "Serving" if is_ready else "NotServing",
-                  f"{served} serving on {ready_replicas} ready replicas" if is_ready
-                  else "no ready serving replica yet")
+                  f"{served} serving, {deployment.ready_text} replicas ready" if is_ready
+                  else _not_ready_message(served, target, deployment))
     if phase == "Ready" and not is_ready:
         phase, message = "Deploying", f"waiting for ready replicas of {served}"
 
@@ -330,7 +341,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         phase=phase, message=message, observedGeneration=generation, latestVersion=version,
         attempts=run["attempt"], pipeline=run, conditions=conditions, history=history,
         replicas=deployment.replicas if deployment else 0, readyReplicas=ready_replicas,
-        ready=f"{ready_replicas}/{desired}", selector=",".join(f"{k}={v}" for k, v in b.serving_selector(owner).items()),
+        ready=deployment.ready_text if deployment else "0/0", selector=",".join(f"{k}={v}" for k, v in b.serving_selector(owner).items()),
     )
     if served:
         status["modelVersion"] = served
@@ -343,6 +354,15 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         event("Normal" if phase != "Failed" else "Warning", f"Phase{phase}", message or phase)
     out.status = status
     return out
+
+
+def _not_ready_message(served: str | None, target: str | None, deployment: DeploymentState | None) -> str:
+    if deployment is None or not (served or target):
+        return "no ready serving replica yet"
+    if deployment.desired == 0:
+        return f"{served or target} is scaled to 0 replicas"
+    return (f"rolling out {deployment.version}: {deployment.updated}/{deployment.desired} updated, "
+            f"{deployment.available} available, {deployment.ready_text} ready")
 
 
 def _fail(run: dict, decision: policy.Fail, version: str, record, event, now: str,
