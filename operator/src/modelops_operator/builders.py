@@ -298,7 +298,7 @@ def serving_env(spec: Spec, owner: Owner, version: str, servable: str) -> list[d
 
 def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: str,
                              servable: str) -> dict[str, Any]:
-    """The inference Deployment serving `version` ("tflite" or "savedModel" servable).
+    """The inference Deployment serving `version` (the "tflite" or "tfliteFloat32" servable).
 
     A new version rolls out with maxUnavailable 0, so the old pods serve until new ones are
     Ready; with autoscaling the HPA owns `replicas`, so it is left out.

@@ -26,7 +26,7 @@ def run_stage(stage: str, config: JobConfig, work: Callable[[JobConfig], StageRe
         with _stop_on_sigterm(stage, config):
             report = work(config)
     except StageError as e:
-        report = failure(stage, config, e.reason, str(e))
+        report = dataclasses.replace(failure(stage, config, e.reason, str(e)), compression=e.compression)
     except Exception as e:  # anything else is still a stage failure the operator must see, not a crash
         log.error("%s failed unexpectedly:\n%s", stage, traceback.format_exc())
         first_line = (str(e).strip().splitlines() or [""])[0]
