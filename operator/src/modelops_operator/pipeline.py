@@ -17,8 +17,12 @@ from modelops_contracts.report import REASON_BY_EXIT_CODE, ReportError, StageRep
 from . import builders as b
 from . import constants as c
 from . import policy
-from .conditions import set_condition
+from .conditions import get_condition, set_condition
 from .spec import Spec
+from .stuck import Stuck
+
+# Pods are not watched: while a stage Job's pods are starting, look again this often for a reason they do not.
+RECHECK_STARTING_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class JobState:
     report: StageReport | None = None
     failure_reason: str | None = None
     failure_message: str | None = None
+    starting: bool = False           # active, but not every pod it runs is ready yet
+    stuck: Stuck | None = None       # why its pods do not start, when Kubernetes says
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class Plan:
     delete: list[tuple[str, str]] = field(default_factory=list)        # (kind, name)
     status: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)   # (type, reason, message)
+    recheck_after_s: float | None = None                               # reconcile again without an event
 
 
 # --- reading what pods and Jobs say (pure helpers over API dicts) --------------------------
@@ -221,6 +228,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             if job is None or job.active:
                 phase = "Training" if attempt == 1 else "Retraining"
                 message = f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})"
+                if job is not None:
+                    message = _watch_start(out, job, message, "Trained", phase, condition, event, status)
                 break
             if job.succeeded and job.report is None:
                 phase, message = "Evaluating", f"{version}: waiting for the stage report of {job_name}"
@@ -256,6 +265,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             job = compression_job
             if job is None or job.active:
                 phase, message = "Compressing", f"{version}: {spec.compression_method} compression ({job_name})"
+                if job is not None:
+                    message = _watch_start(out, job, message, "Compressed", phase, condition, event, status)
                 break
             if job.succeeded and job.report is None:
                 phase, message = "Compressing", f"{version}: waiting for the stage report of {job_name}"
@@ -354,6 +365,23 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         event("Normal" if phase != "Failed" else "Warning", f"Phase{phase}", message or phase)
     out.status = status
     return out
+
+
+def _watch_start(out: Plan, job: JobState, message: str, condition_type: str, normal_reason: str,
+                 condition, event, status: Mapping[str, Any]) -> str:
+    """An active stage Job: say why its pods do not start (once per new reason), and look again soon."""
+    if job.starting:
+        out.recheck_after_s = RECHECK_STARTING_S
+    before = (get_condition(status.get("conditions") or [], condition_type) or {}).get("reason")
+    if job.stuck is None:
+        if before not in (None, normal_reason, "Training", "Retraining", "Compressing"):
+            condition(condition_type, False, normal_reason, message)   # the earlier trouble has cleared
+        return message
+    message = f"{message}: not running: {job.stuck.message}"
+    condition(condition_type, False, job.stuck.reason, message)
+    if before != job.stuck.reason:
+        event("Warning", job.stuck.reason, message)
+    return message
 
 
 def _not_ready_message(served: str | None, target: str | None, deployment: DeploymentState | None) -> str:
