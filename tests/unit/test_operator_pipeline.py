@@ -249,3 +249,21 @@ def test_a_surge_never_shows_more_ready_replicas_than_desired_and_is_not_a_finis
     not_seen_yet = deployment("v2", replicas=2, updated=2, ready=2, available=2, generation=2, observed=1)
     assert not not_seen_yet.rolled_out
     assert deployment("v2", replicas=2, updated=2, ready=2, available=2).rolled_out
+
+
+def test_a_storage_error_is_retried_as_a_new_version_once_the_pods_identity_changes():
+    """Fixing who the pods run as is how a StorageError is fixed; nothing else about the model changed."""
+    md = body()
+    step(md)
+    failed = p.JobState(active=False, failed=True, failure_reason="StorageError",
+                        failure_message="storageRoot: cannot write /mnt/pvc/models/ml as uid 65532 gid 65532")
+    step(md, p.Observed(training_job=failed))
+    assert md["status"]["phase"] == "Failed" and md["status"]["pipeline"]["reason"] == "StorageError"
+    md["metadata"]["generation"] = 2
+    md["spec"]["serving"]["replicas"] = 3                                     # not a fix: stays failed
+    assert step(md).status["phase"] == "Failed" and md["status"]["latestVersion"] == "v1"
+    md["metadata"]["generation"] = 3
+    md["spec"]["podSecurityContext"] = {"runAsUser": 1000, "runAsGroup": 1000}
+    plan = step(md)
+    assert md["status"]["latestVersion"] == "v2" and md["status"]["phase"] == "Training"
+    assert "Job/digits-train-v2-a1" in kinds(plan)

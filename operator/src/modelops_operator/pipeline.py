@@ -158,13 +158,20 @@ def current_run(status: Mapping[str, Any], spec: Spec, now: str, owner: b.Owner)
     Returns (run, is_new).
     """
     run = copy.deepcopy(status.get("pipeline") or {})
-    if run.get("specHash") == spec.version_hash and run.get("version"):
+    if run.get("specHash") == spec.version_hash and run.get("version") and not _identity_fixes(run, spec):
         return run, False
     known = [version_number(status.get("latestVersion")), version_number(run.get("version"))]
     known += [version_number(h.get("version")) for h in status.get("history") or []]
     version = f"v{max(known) + 1}"
     return {"version": version, "attempt": 1, "stage": "train", "specHash": spec.version_hash,
+            "identityHash": spec.identity_hash,
             "startedAt": now, "seed": b.attempt_seed(owner, version, 1)}, True
+
+
+def _identity_fixes(run: Mapping[str, Any], spec: Spec) -> bool:
+    """A version that failed on unwritable storage is retried once spec.podSecurityContext changes."""
+    return (run.get("stage") == "failed" and run.get("reason") == "StorageError"
+            and run.get("identityHash", spec.identity_hash) != spec.identity_hash)
 
 
 # --- the plan ------------------------------------------------------------------------------

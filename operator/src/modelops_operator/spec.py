@@ -138,6 +138,12 @@ class Spec:
         return self.autoscaling_max is not None
 
     @property
+    def identity_hash(self) -> str:
+        """Who the pods run as: not part of a version, but what a StorageError's fix changes."""
+        identity = json.dumps(self.pod_security_context or {}, sort_keys=True)
+        return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+    @property
     def task(self) -> str:
         return "classification" if self.metric in CLASSIFICATION_METRICS else "regression"
 
