@@ -103,7 +103,7 @@ INVALID = [
     ("autoscaling without max", set_path("serving.autoscaling", {"minReplicas": 2}),
      "spec.serving.autoscaling.maxReplicas"),
     ("autoscaling without a cpu request", set_path("serving", {"autoscaling": {"maxReplicas": 3}}),
-     "spec.serving.resources.requests.cpu"),
+     "spec.serving.resources"),
     ("root pods", set_path("podSecurityContext", {"runAsUser": 0}), "spec.podSecurityContext.runAsUser"),
     ("unknown ownership policy", set_path("podSecurityContext", {"fsGroupChangePolicy": "Never"}),
      "spec.podSecurityContext.fsGroupChangePolicy"),
