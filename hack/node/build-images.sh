@@ -26,7 +26,7 @@ fi
 busybox="busybox-$BUSYBOX_VERSION.tar"
 if [[ ! -f "$NODE_IMAGE_DIR/$busybox" ]]; then
   links=()
-  for applet in sh cat echo env hostname ls nslookup sleep timeout wget; do links+=(--link "/bin/$applet:busybox"); done
+  for applet in sh cat echo env grep hostname httpd id ls mkdir nslookup sleep ssl_client timeout touch wget; do links+=(--link "/bin/$applet:busybox"); done
   pack --name "$BUSYBOX_IMAGE" --out "$NODE_IMAGE_DIR/$busybox" \
     --entrypoint /bin/sh --file /bin/busybox:/bin/busybox "${links[@]}"
 fi

@@ -14,9 +14,7 @@ mkdir -p "$(dirname "$NODE_BIN_DIR")"
 # Concurrent runs (several checkouts, parallel make) wait for the first instead of building twice.
 exec 9>"$NODE_BIN_DIR.lock"
 flock 9
-missing=()
-for b in "${NODE_BINARIES[@]}"; do [[ -x "$NODE_BIN_DIR/$b" ]] || missing+=("$b"); done
-for i in "${NODE_IMAGE_ARCHIVES[@]}"; do [[ -f "$NODE_IMAGE_DIR/$i" ]] || missing+=("$i"); done
+mapfile -t missing < <("$NODE_DIR/missing.sh" || true)
 if ((${#missing[@]} == 0)); then
   echo "node parts up to date in $NODE_BIN_DIR"
   exit 0
@@ -51,18 +49,12 @@ fi
 kube_cmds=()
 for b in kubelet kube-proxy; do needs "$b" && kube_cmds+=("k8s.io/kubernetes/cmd/$b"); done
 if ((${#kube_cmds[@]})); then
-  # The same version stamps as the control plane's build, so the node reports v1.x.y.
-  minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
-  ldflags="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  done
-  (cd "$CONTROLPLANE_DIR/kube" && go build -ldflags "$ldflags" -o "$NODE_BIN_DIR/" "${kube_cmds[@]}")
+  (cd "$CONTROLPLANE_DIR/kube" && go build -ldflags "$(kube_ldflags)" -o "$NODE_BIN_DIR/" "${kube_cmds[@]}")
 fi
 echo "node binaries built in $(( $(date +%s) - started ))s"
 "$NODE_DIR/build-images.sh"
-for b in "${NODE_BINARIES[@]}"; do
-  [[ -x "$NODE_BIN_DIR/$b" ]] || { echo "build finished but $NODE_BIN_DIR/$b is missing" >&2; exit 1; }
-done
+if still=$("$NODE_DIR/missing.sh"); then :; else
+  echo "build finished but these are missing from $NODE_BIN_DIR: $still" >&2
+  exit 1
+fi
 echo "node parts ready in $NODE_BIN_DIR"
