@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the OCI archives of the node's own images into NODE_IMAGE_DIR (no registry is reachable):
-# pause from kubernetes' pause.c, CoreDNS and metrics-server from the binaries build.sh made, and a
-# busybox (shell, wget, nslookup) from Debian's busybox-static for tests. Called by build.sh under its lock.
+# pause from kubernetes' pause.c, CoreDNS and metrics-server from the binaries build.sh made, and a test
+# image: busybox (shell, wget, nslookup, httpd) from Debian's busybox-static plus sa-request (an API client).
+# Called by build.sh under its lock.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pack() { python3 "$NODE_DIR/oci_image.py" "$@"; }
@@ -28,5 +29,6 @@ if [[ ! -f "$NODE_IMAGE_DIR/$busybox" ]]; then
   links=()
   for applet in sh cat echo env grep hostname httpd id ls mkdir nslookup sleep ssl_client timeout touch wget; do links+=(--link "/bin/$applet:busybox"); done
   pack --name "$BUSYBOX_IMAGE" --out "$NODE_IMAGE_DIR/$busybox" \
-    --entrypoint /bin/sh --file /bin/busybox:/bin/busybox "${links[@]}"
+    --entrypoint /bin/sh --file /bin/busybox:/bin/busybox --file "$NODE_BIN_DIR/sa-request:/bin/sa-request" \
+    "${links[@]}"
 fi

@@ -45,6 +45,9 @@ if needs metrics-server; then
     -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
     "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
 fi
+if needs sa-request; then
+  (cd "$NODE_DIR/sa-request" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$NODE_BIN_DIR/sa-request" .)
+fi
 # Last: it shares most packages with the control plane, whose build may still be filling the cache.
 kube_cmds=()
 for b in kubelet kube-proxy; do needs "$b" && kube_cmds+=("k8s.io/kubernetes/cmd/$b"); done

@@ -9,7 +9,7 @@ NODE_KEY="k8s-${KUBERNETES_VERSION}_containerd-${CONTAINERD_VERSION}_coredns-${C
 NODE_CACHE="${MODELOPS_CACHE_DIR:-$HOME/.cache/modelops}"
 NODE_BIN_DIR="${MODELOPS_NODE_BIN_DIR:-$NODE_CACHE/node/$NODE_KEY}"
 NODE_IMAGE_DIR="$NODE_BIN_DIR/images"
-NODE_BINARIES=(kubelet kube-proxy containerd ctr containerd-shim-runc-v2 coredns metrics-server)
+NODE_BINARIES=(kubelet kube-proxy containerd ctr containerd-shim-runc-v2 coredns metrics-server sa-request)
 # Debian packages the node needs at run time (runc, CNI plugins, nft for kube-proxy) and to build the
 # pause and busybox images.
 NODE_APT_PACKAGES=(runc containernetworking-plugins nftables iptables conntrack busybox-static gcc libc6-dev)

@@ -53,7 +53,7 @@ for archive in "$@"; do
     continue
   fi
   started=$(date +%s.%N)
-  ctr images import --local "$archive" >/dev/null
+  ctr images import --local "$archive" >/dev/null 2> >(grep -v "DEPRECATION: The support for cgroup v1" >&2)
   while read -r name digest; do
     [[ -z "$name" || "$(normalise "$name")" == "$name" ]] && continue
     ctr images tag --force "$name" "$(normalise "$name")" >/dev/null

@@ -24,10 +24,13 @@ def build_shell_pod(name: str, script: str, restart: str = "Never", **spec: obje
     """A restricted busybox pod running `sh -c script`, its image already on the node."""
     container = {"name": "main", "image": busybox_image(), "imagePullPolicy": "Never",
                  "command": ["sh", "-c", script], "securityContext": RESTRICTED_CONTAINER,
-                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}}
+                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
+    # The root filesystem is read-only: scratch space is an emptyDir.
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
             "spec": {"restartPolicy": restart, "securityContext": RESTRICTED_POD,
-                     "terminationGracePeriodSeconds": 1, "containers": [container], **spec}}
+                     "terminationGracePeriodSeconds": 1, "containers": [container],
+                     "volumes": [{"name": "tmp", "emptyDir": {}}], **spec}}
 
 
 def apply(namespace: str, *objects: dict) -> None:
