@@ -10,8 +10,13 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STATE_DIR="${1:-$(cd "$NODE_DIR/../.." && pwd)/.cluster}"
 [[ $(id -u) == 0 ]] || { echo "cluster-up: a real node needs root (network, mounts, cgroups)" >&2; exit 1; }
-if [[ -e "$STATE_DIR" && -n "$(ls -A "$STATE_DIR" 2>/dev/null)" ]]; then
-  echo "cluster-up: $STATE_DIR is not empty; run cluster-down.sh $STATE_DIR first or choose another" >&2
+# As hack/controlplane/cluster-up.sh: an empty directory, or one of ours that holds no cluster.
+if [[ -e "$STATE_DIR/pids" || -e "$STATE_DIR/node" ]]; then
+  echo "cluster-up: $STATE_DIR already holds a cluster; run hack/controlplane/cluster-down.sh $STATE_DIR first" >&2
+  exit 1
+fi
+if [[ -d "$STATE_DIR" && ! -e "$STATE_DIR/$STATE_MARKER" && -n "$(ls -A "$STATE_DIR")" ]]; then
+  echo "cluster-up: $STATE_DIR is not empty and not a cluster state directory; choose another" >&2
   exit 1
 fi
 mkdir -p "$STATE_DIR/node"

@@ -35,7 +35,13 @@ host() {
   unmount_under "$STATE_DIR"
   unmount_under "$CONTAINERD_ROOT"
   for p in "${NODE_FIXED_PATHS[@]}"; do [[ -d "$p" ]] && unmount_under "$p"; done
-  # Pod cgroups are gone with their containers; the kubelet's QoS levels and our root remain.
+  # Containers whose shim died (containerd killed) still run: every process in the kubelet's cgroup
+  # tree is a container's. Then pod cgroups go; the kubelet's QoS levels and our root remain.
+  for pid in $(cat /sys/fs/cgroup/pids/modelops-node/cgroup.procs $(find /sys/fs/cgroup/pids/modelops-node \
+      -mindepth 2 -name cgroup.procs 2>/dev/null) 2>/dev/null | sort -u); do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  sleep 0.2
   find /sys/fs/cgroup/*/modelops-node -depth -type d -exec rmdir {} + 2>/dev/null || true
   for h in /sys/fs/cgroup/*/modelops-node; do
     [[ -d "$h" ]] && echo "node-clean: $h could not be removed" >&2

@@ -10,7 +10,7 @@ STATE_DIR="$1"
 N="$STATE_DIR/node"
 PKI="$STATE_DIR/pki"
 API_URL="$(cat "$STATE_DIR/server")"
-mkdir -p "$N"/{cni/net.d,cni/ipam,pod-logs,kubelet,containerd}
+mkdir -p "$N"/{cni/net.d,cni/ipam,kubelet,containerd} "$STATE_DIR/logs/pods"
 
 # `issue NAME SUBJECT EXTENSIONS` signs NAME.crt with the cluster CA.
 issue() {
@@ -62,6 +62,7 @@ print(*(s.getsockname()[1] for s in socks))
 PY
 )
 sed -e "s|@NODE_IP@|$NODE_IP|g" -e "s|@N@|$N|g" -e "s|@PKI@|$PKI|g" -e "s|@DNS_SERVICE_IP@|$DNS_SERVICE_IP|g" \
+  -e "s|@STATE_DIR@|$STATE_DIR|g" \
   -e "s|@HEALTHZ_PORT@|$KUBELET_HEALTHZ_PORT|g" \
   "$NODE_DIR/config/kubelet.yaml" >"$N/kubelet.yaml"
 sed -e "s|@NODE_IP@|$NODE_IP|g" -e "s|@N@|$N|g" -e "s|@POD_CIDR@|$POD_CIDR|g" -e "s|@NODE_NAME@|$NODE_NAME|g" \
