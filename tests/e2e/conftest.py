@@ -17,53 +17,44 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.node import NODE_DIR, RealNode, start_real_node, stop_real_node
-from tests.support.kube import kubectl, wait_for
+from tests.support.kube import kubeconfig_env, kubectl, wait_for
 
 E2E_DIR = Path(__file__).parent
-REAL_NODE_KEY = pytest.StashKey[RealNode]()
-# Tests marked so run after every other test of the session: they stop the session's node.
+# Tests marked so stop the session's node: they run after every other e2e test.
 LAST_MARK = "real_node_teardown"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if E2E_DIR in item.path.parents:
-            item.add_marker(pytest.mark.e2e)
-    items.sort(key=lambda item: item.get_closest_marker(LAST_MARK) is not None)
+    e2e = [item for item in items if E2E_DIR in item.path.parents]
+    for item in e2e:
+        item.add_marker(pytest.mark.e2e)
+    last = [item for item in e2e if item.get_closest_marker(LAST_MARK)]
+    if not last:
+        return
+    rest = [item for item in items if item not in last]
+    after = max((i for i, item in enumerate(rest) if E2E_DIR in item.path.parents), default=len(rest) - 1)
+    items[:] = rest[:after + 1] + last + rest[after + 1:]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"{LAST_MARK}: stops the session's real node; ordered last")
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
-    node = item.config.stash.get(REAL_NODE_KEY, None)
-    if report.failed and node is not None and E2E_DIR in item.path.parents:
-        report.sections.append(("real node", f"component logs: {node.state_dir}/logs/<component>.log"))
-    return report
+    config.addinivalue_line("markers", f"{LAST_MARK}: stops the session's real node; runs after the other e2e tests")
 
 
 @pytest.fixture(scope="session")
-def real_node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
-    """Starts the control plane with one real node and points KUBECONFIG at it; stops both afterwards."""
+def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
+    """Starts the control plane with one real node and points KUBECONFIG at it; stops both afterwards.
+
+    Component and container logs stay in the yielded node's state_dir/logs after the session."""
     if os.geteuid() != 0:
         pytest.fail("the real node needs root (network, mounts, cgroups)")
     missing = subprocess.run([str(NODE_DIR / "missing.sh")], capture_output=True, text=True, check=False)
     if missing.returncode != 0:
         pytest.fail(f"the node's parts are not built: run `make node`\n{missing.stdout}{missing.stderr}")
     node = start_real_node(tmp_path_factory.mktemp("real-node") / "cluster")
-    request.config.stash[REAL_NODE_KEY] = node
-    previous = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(node.kubeconfig)
     try:
-        yield node
+        with kubeconfig_env(node.kubeconfig):
+            yield node
     finally:
-        if previous is None:
-            os.environ.pop("KUBECONFIG", None)
-        else:
-            os.environ["KUBECONFIG"] = previous
         stop_real_node(node)
 
 
