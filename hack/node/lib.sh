@@ -47,3 +47,6 @@ NODE_FIXED_PATHS=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cn
   /etc/cni /opt/cni /run/netns /var/run/netns)
 # containerd's content and snapshots outlive clusters (images imported once stay); its state does not.
 CONTAINERD_ROOT="$NODE_CACHE/containerd"
+
+# The state directory of the real node running on this machine (the node link's alias), if any.
+node_owner() { ip -o link show "$NODE_LINK" 2>/dev/null | sed -n 's/.* alias \(.*\)$/\1/p'; }

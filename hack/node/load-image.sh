@@ -10,7 +10,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 (($#)) || { echo "usage: $0 ARCHIVE..." >&2; exit 2; }
 if [[ -z "${CONTAINERD_ADDRESS:-}" ]]; then
-  state=$(ip -o link show "$NODE_LINK" 2>/dev/null | sed -n 's/.* alias \(.*\)$/\1/p')
+  state=$(node_owner)
   [[ -n "$state" ]] || { echo "load-image: no real node runs here (make cluster-up REAL_NODE=1)" >&2; exit 1; }
   CONTAINERD_ADDRESS="$state/node/containerd/containerd.sock"
 fi

@@ -11,7 +11,7 @@ SAVED="$STATE_DIR/node/saved"
 log() { echo "net-up: $*" >&2; }
 
 if ip link show "$NODE_LINK" >/dev/null 2>&1; then
-  log "a real node already runs on this machine (state: $(ip -o link show "$NODE_LINK" | sed -n 's/.*alias //p'))"
+  log "a real node already runs on this machine (state: $(node_owner))"
   log "stop it with: hack/controlplane/cluster-down.sh <that state dir>"
   exit 1
 fi

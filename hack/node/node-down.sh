@@ -10,6 +10,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 STATE_DIR="$(cd "$1" && pwd)"
 source "$CONTROLPLANE_DIR/procs.sh"
 N="$STATE_DIR/node"
+owner=$(node_owner)
+if [[ -n "$owner" && "$owner" != "$STATE_DIR" ]]; then
+  # Its cgroups, fixed paths and containerd root are shared: cleaning them would break that node.
+  echo "node-down: the real node on this machine belongs to $owner; leaving the host alone" >&2
+  exit 0
+fi
 kubectl() { "$BIN_DIR/kubectl" --kubeconfig="$STATE_DIR/kubeconfig" --request-timeout=5s "$@"; }
 
 if [[ -f "$STATE_DIR/pids/kubelet.pid" ]] && alive kubelet && kubectl get node "$NODE_NAME" >/dev/null 2>&1; then
