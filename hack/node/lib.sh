@@ -41,10 +41,13 @@ NODE_SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on
   kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward net.ipv4.conf.all.forwarding
   net.ipv6.conf.all.forwarding net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
   net.ipv4.conf.all.route_localnet)
-# Paths the kubelet, containerd and the CNI plugins use whatever they are told; removed after unless
-# they existed before.
-NODE_FIXED_PATHS=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /run/containerd
-  /etc/cni /opt/cni /run/netns /var/run/netns)
+# Paths the kubelet, containerd and runc use whatever they are told, and no one else here uses:
+# removed after unless they existed before.
+NODE_FIXED_PATHS=(/var/lib/kubelet /var/log/containers /var/log/pods /run/containerd)
+# CNI's result cache, shared with other CNI users (podman): only our network's entries are removed, and
+# the directories only when empty and not there before.
+CNI_CACHE_DIR=/var/lib/cni
+CNI_NETWORK=modelops
 # containerd's content and snapshots outlive clusters (images imported once stay); its state does not.
 CONTAINERD_ROOT="$NODE_CACHE/containerd"
 

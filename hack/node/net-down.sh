@@ -22,5 +22,9 @@ done <"$SAVED/sysctls"
 for p in "${NODE_FIXED_PATHS[@]}"; do
   grep -qxF "$p" "$SAVED/paths" || rm -rf "$p"
 done
+if [[ -d "$CNI_CACHE_DIR" ]]; then
+  find "$CNI_CACHE_DIR" -name "$CNI_NETWORK-*" -delete
+  grep -qxF "$CNI_CACHE_DIR" "$SAVED/paths" || find "$CNI_CACHE_DIR" -depth -type d -empty -delete
+fi
 rm -f "$STATE_DIR/node/net-up"
 echo "net-down: host network and settings restored" >&2

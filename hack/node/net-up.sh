@@ -19,7 +19,7 @@ mkdir -p "$SAVED"
 for s in "${NODE_SYSCTLS[@]}"; do
   v=$(sysctl -n "$s" 2>/dev/null) && printf '%s=%s\n' "$s" "$v"
 done >"$SAVED/sysctls"
-for p in "${NODE_FIXED_PATHS[@]}"; do [[ -e "$p" || -L "$p" ]] && echo "$p"; done >"$SAVED/paths" || true
+for p in "${NODE_FIXED_PATHS[@]}" "$CNI_CACHE_DIR"; do [[ -e "$p" || -L "$p" ]] && echo "$p"; done >"$SAVED/paths" || true
 nft list tables >"$SAVED/nft-tables"
 touch "$STATE_DIR/node/net-up"   # from here on net-down.sh has something to undo
 

@@ -52,6 +52,7 @@ echo "nameserver 127.0.0.1" >"$N/resolv.conf"
 sed -e "s|@CONTAINERD_ROOT@|$CONTAINERD_ROOT|g" -e "s|@N@|$N|g" -e "s|@PAUSE_IMAGE@|$PAUSE_IMAGE|g" \
   -e "s|@CNI_BIN_DIR@|$CNI_BIN_DIR|g" "$NODE_DIR/config/containerd.toml" >"$N/containerd.toml"
 sed -e "s|@POD_BRIDGE@|$POD_BRIDGE|g" -e "s|@NODE_POD_CIDR@|$NODE_POD_CIDR|g" -e "s|@N@|$N|g" \
+  -e "s|@CNI_NETWORK@|$CNI_NETWORK|g" \
   "$NODE_DIR/config/cni.conflist" >"$N/cni/net.d/10-modelops.conflist"
 read -r KUBELET_HEALTHZ_PORT PROXY_HEALTHZ_PORT PROXY_METRICS_PORT < <(python3 - <<'PY'
 import socket

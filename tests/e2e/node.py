@@ -131,8 +131,10 @@ def host_state() -> dict[str, object]:
     sysctls = {s: _run("sysctl", "-n", s).strip() for s in node_setting("NODE_SYSCTLS").split()}
     paths = sorted(p for p in node_setting("NODE_FIXED_PATHS").split() if Path(p).exists())
     cgroups = sorted(str(p) for p in Path("/sys/fs/cgroup").glob("*/modelops-node"))
+    cni_cache = sorted(str(p) for p in Path(node_setting("CNI_CACHE_DIR")).glob(f"**/{node_setting('CNI_NETWORK')}-*"))
     return {"links": links, "routes": routes, "nft tables": tables, "iptables KUBE- rules": chains,
-            "mounts": mounts, "sysctls": sysctls, "fixed paths": paths, "cgroups": cgroups}
+            "mounts": mounts, "sysctls": sysctls, "fixed paths": paths, "cgroups": cgroups,
+            "CNI cache entries": cni_cache}
 
 
 def link_names() -> set[str]:
