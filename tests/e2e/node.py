@@ -122,8 +122,8 @@ def host_state() -> dict[str, object]:
                    if link["ifname"].startswith(prefixes))
     ranges = set(node_setting(n) for n in ("POD_CIDR", "SERVICE_CIDR", "NODE_NET", "NODE_POD_CIDR"))
     routes = sorted(r["dst"] for r in json.loads(_run("ip", "-j", "route", "show")) if r["dst"] in ranges)
-    tables = sorted(line for line in _run("nft", "list", "tables").splitlines()
-                    if node_setting("NFT_TABLE") in line or "kube-proxy" in line)
+    # All of them: the kubelet's iptables-nft calls create tables (ip6 mangle, ...) that must go too.
+    tables = sorted(_run("nft", "list", "tables").splitlines())
     chains = sorted(line for ipt in ("iptables", "ip6tables") for table in ("filter", "nat", "mangle")
                     for line in _iptables(ipt, table) if "KUBE-" in line)
     watched = (str(Path(node_setting("CONTAINERD_ROOT"))), *node_setting("NODE_FIXED_PATHS").split())
