@@ -3,7 +3,7 @@
 # python:3.11-slim-bookworm: debootstrap minbase + bookworm's python3.11, pip upgraded to the version
 # `make venv` uses, and no PEP 668 marker (the public image has none, our Dockerfiles pip-install as root).
 # Prints the image reference for `--build-arg BASE_IMAGE=...`; the image is also kept as an OCI archive
-# keyed by a hash of this script, lib.sh and the Debian settings, so a warm run builds nothing.
+# keyed by a hash of this script and the Debian settings, so a warm run builds nothing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -15,7 +15,7 @@ NONROOT_ID=65532
 
 ensure_tools
 lock_images_dir
-key="$(python3 "$IMAGES_HACK_DIR/image_key.py" files "$IMAGES_HACK_DIR/base.sh" "$IMAGES_HACK_DIR/lib.sh" \
+key="$(python3 "$IMAGES_HACK_DIR/image_key.py" files "$IMAGES_HACK_DIR/base.sh" \
   --value "release=$DEBIAN_RELEASE" --value "mirror=$DEBIAN_MIRROR")"
 ref="localhost/modelops/python-base:$key"
 archive="$IMAGES_DIR/python-base-$key.oci.tar"

@@ -29,9 +29,13 @@ fi
 
 echo "$ref: building from $dockerfile on $base" >&2
 started=$SECONDS
-# --network=host: RUN steps reach the package index as the host does (the build's network, not a pod's).
-builder bud --layers --network=host --build-arg "BASE_IMAGE=$base" --label "io.modelops.inputs-key=$key" \
-  "$(ca_volume)" "$(pip_cache_volume)" -f "$dockerfile" -t "$ref" "$REPO_ROOT" >&2
+fill_wheelhouse "$(dirname "$dockerfile")"
+pip_conf="$(mktemp)"
+trap 'rm -f "$pip_conf"' EXIT
+write_build_pip_conf "$pip_conf"
+# --network=none: pip installs from the wheelhouse alone, so the image depends on no live index.
+builder bud --layers --network=none --build-arg "BASE_IMAGE=$base" --label "io.modelops.inputs-key=$key" \
+  --secret "id=pip.conf,src=$pip_conf" "$(pip_cache_volume)" -f "$dockerfile" -t "$ref" "$REPO_ROOT" >&2
 builder push -q "$ref" "oci-archive:$archive.partial:$ref"
 mv "$archive.partial" "$archive"
 # One archive per image and tag: an older key's archive is superseded (the training one is ~1 GB).

@@ -50,7 +50,32 @@ ca_volume() {
   echo "--volume=$(host_pip_cert):/etc/ssl/certs/ca-certificates.crt:ro"
 }
 
-# The shared pip cache, over the Dockerfiles' `RUN --mount=type=cache` target (which buildah removes again).
+# The shared pip cache over the Dockerfiles' `RUN --mount=type=cache` target, holding the wheelhouse.
 pip_cache_volume() {
   echo "--volume=$PIP_CACHE:/root/.cache/pip"
+}
+# This machine's package proxy strips the headers pip's HTTP cache needs, so pip caches no download:
+# the wheels are kept as files instead, downloaded by the host's pip (which trusts the proxy).
+WHEELHOUSE="$PIP_CACHE/wheelhouse"
+
+# Downloads (once) what a package directory's requirements resolve to under the lock, plus the build
+# backend its pyproject.toml and contracts' name, for the build's offline pip.
+fill_wheelhouse() {
+  local package_dir="$1" pip=("$REPO_ROOT/.venv/bin/python" -m pip) backends
+  [[ -x "${pip[0]}" ]] || pip=(python3 -m pip)
+  "${pip[0]}" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
+    { echo "${pip[0]} is not Python 3.11: its wheels would not fit the images' python3.11" >&2; return 1; }
+  backends="$(python3 -c 'import sys, tomllib
+for f in sys.argv[1:]: print("\n".join(tomllib.load(open(f, "rb"))["build-system"]["requires"]))' \
+    "$REPO_ROOT/contracts/pyproject.toml" "$package_dir/pyproject.toml" | sort -u)"
+  mkdir -p "$WHEELHOUSE"
+  # shellcheck disable=SC2086 # one requirement per line, none with spaces
+  "${pip[@]}" download -q --disable-pip-version-check -d "$WHEELHOUSE" -c "$REPO_ROOT/requirements.lock" \
+    -r "$package_dir/requirements.txt" $backends >&2
+}
+
+# The pip.conf a build receives as the secret `pip.conf` (the Dockerfiles mount it at /etc/pip.conf only
+# while pip runs): the wheelhouse and nothing else, so the build needs no network and no proxy certificate.
+write_build_pip_conf() {
+  printf '[global]\nno-index = true\nfind-links = /root/.cache/pip/wheelhouse\n' >"$1"
 }
