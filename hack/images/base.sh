@@ -55,4 +55,8 @@ tmp="$archive.partial"
 builder push -q "$ref" "oci-archive:$tmp:$ref"
 mv "$tmp" "$archive"
 find "$IMAGES_DIR" -maxdepth 1 -name 'python-base-*.oci.tar' ! -name "${archive##*/}" -delete
+# Every cached layer sits on an older base now: drop them, or the builder's storage only grows.
+builder images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/modelops/python-base:' | grep -vxF "$ref" |
+  xargs -r -n1 "${BUILDAH[@]}" rmi -f >/dev/null || true
+builder rmi --prune >/dev/null 2>&1 || true
 echo "$ref"

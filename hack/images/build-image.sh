@@ -36,7 +36,21 @@ write_build_pip_conf "$pip_conf"
 # --network=none: pip installs from the wheelhouse alone, so the image depends on no live index.
 builder bud --layers --network=none --build-arg "BASE_IMAGE=$base" --label "io.modelops.inputs-key=$key" \
   --secret "id=pip.conf,src=$pip_conf" "$(pip_cache_volume)" -f "$dockerfile" -t "$ref" "$REPO_ROOT" >&2
-builder push -q "$ref" "oci-archive:$archive.partial:$ref"
+# An OCI layout first, so the index can also carry containerd's own name annotation (import and
+# hack/node/load-image.sh read it), then one tar of it.
+layout="$archive.partial.d"
+rm -rf "$layout"
+builder push -q "$ref" "oci:$layout:$ref"
+python3 - "$layout/index.json" "$ref" <<'PY'
+import json, sys
+path, ref = sys.argv[1:]
+index = json.load(open(path))
+for manifest in index["manifests"]:
+    manifest.setdefault("annotations", {})["io.containerd.image.name"] = ref
+json.dump(index, open(path, "w"))
+PY
+tar -C "$layout" -cf "$archive.partial" oci-layout index.json blobs
+rm -rf "$layout"
 mv "$archive.partial" "$archive"
 # One archive per image and tag: an older key's archive is superseded (the training one is ~1 GB).
 find "$IMAGES_DIR" -maxdepth 1 -name "$stem-*.oci.tar" ! -name "${archive##*/}" -delete

@@ -9,8 +9,9 @@ PIP_CACHE="${MODELOPS_PIP_CACHE:-$MODELOPS_CACHE/pip}"
 # A storage of our own: nothing else on the machine sees these images, and removing the directory resets it.
 BUILDAH_ROOT="$MODELOPS_CACHE/buildah"
 
+BUILDAH=(buildah --root "$BUILDAH_ROOT/storage" --runroot "$BUILDAH_ROOT/run" --storage-driver overlay)
 builder() {
-  buildah --root "$BUILDAH_ROOT/storage" --runroot "$BUILDAH_ROOT/run" --storage-driver overlay "$@"
+  "${BUILDAH[@]}" "$@"
 }
 
 # CI starts from a fresh machine: the builder comes from Debian's packages, installed on first use.
