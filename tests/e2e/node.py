@@ -51,7 +51,7 @@ class RealNode:
         return tool("helm")
 
     @property
-    def ctr(self) -> Path:
+    def ctr_path(self) -> Path:
         return Path(node_setting("NODE_BIN_DIR")) / "ctr"
 
     @property
@@ -72,12 +72,16 @@ class RealNode:
             raise RuntimeError(f"load-image.sh failed (exit {result.returncode}):\n{result.stderr}")
         return result.stdout
 
-    def ctr_images(self) -> dict[str, str]:
-        """Image name -> manifest digest, as the node's containerd lists them (namespace k8s.io)."""
-        out = subprocess.run(
-            [str(self.ctr), "--address", str(self.containerd_address), "-n", "k8s.io", "images", "ls"],
+    def ctr(self, *args: str) -> str:
+        """Runs ctr against the node's containerd in namespace k8s.io (the kubelet's); returns its output."""
+        return subprocess.run(
+            [str(self.ctr_path), "--address", str(self.containerd_address), "-n", "k8s.io", *args],
             capture_output=True, text=True, timeout=60, check=True,
         ).stdout
+
+    def ctr_images(self) -> dict[str, str]:
+        """Image name -> manifest digest, as the node's containerd lists them."""
+        out = self.ctr("images", "ls")
         return {line.split()[0]: line.split()[2] for line in out.splitlines()[1:] if line.strip()}
 
 
