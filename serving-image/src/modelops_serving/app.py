@@ -219,29 +219,31 @@ class ServingApp:
             raise HttpError(404, f"model {name!r} version {version!r} not found; serving {self.model.version!r}")
         return self.model
 
-    async def _infer(self, rows: np.ndarray) -> np.ndarray:
+    async def _infer(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         try:
-            return await self.batcher.predict(rows)
+            return await self.batcher.predict(inputs)
         except QueueFull:
             raise HttpError(503, f"overloaded: more than {self.settings.max_queue} requests are waiting; retry later",
                             ((b"retry-after", RETRY_AFTER_S),)) from None
         except ShuttingDown:
             raise HttpError(503, "shutting down; retry on another replica", ((b"retry-after", RETRY_AFTER_S),)) from None
 
-    def _parse_v1(self, body: Any) -> tuple[np.ndarray, str]:
+    def _parse_v1(self, body: Any) -> tuple[list[np.ndarray], str]:
         m = self.model
-        return protocol_v1.parse_predict(body, width=m.input_width, max_rows=self.settings.max_instances,
+        return protocol_v1.parse_predict(body, signature=m.signature, max_rows=self.settings.max_instances,
                                          feature_names=m.manifest.feature_names)
 
     # --- TF Serving REST ---------------------------------------------------------------------------
 
     async def v1_predict(self, request: _Request) -> Reply:
         self._serving(request)
-        rows, key = self._parse_v1(await self._json(request))
-        out = await self._infer(rows)
+        inputs, key = self._parse_v1(await self._json(request))
+        outputs = await self._infer(inputs)
         prediction_id = self._ids.next()
-        self.feedback.remember(prediction_id, out)
-        body = orjson.dumps({key: out, "id": prediction_id}, option=orjson.OPT_SERIALIZE_NUMPY)
+        self.feedback.remember(prediction_id, outputs[0])
+        reply = protocol_v1.encode_predict(key, self.model.signature, outputs)
+        reply["id"] = prediction_id
+        body = orjson.dumps(reply, option=orjson.OPT_SERIALIZE_NUMPY)
         return 200, body, [(b"x-prediction-id", prediction_id.encode())]
 
     async def v1_feedback(self, request: _Request) -> Reply:
@@ -250,8 +252,8 @@ class ServingApp:
         if prediction_id is not None:
             joined = self.feedback.join_id(prediction_id, truth)
         else:
-            rows, _ = self._parse_v1(instances)
-            joined = self.feedback.join_outputs(await self._infer(rows), truth)
+            inputs, _ = self._parse_v1(instances)
+            joined = self.feedback.join_outputs((await self._infer(inputs))[0], truth)
         fb = self.feedback
         return 200, orjson.dumps({"joined": joined, "pairs": fb.pairs, "metrics": fb.live_metrics()}), []
 
@@ -280,8 +282,7 @@ class ServingApp:
 
     async def v2_model(self, request: _Request) -> Reply:
         m = self._serving(request)
-        return 200, orjson.dumps(protocol_v2.metadata(m.name, m.version, m.runtime.platform, m.input_width,
-                                                      m.output_width)), []
+        return 200, orjson.dumps(protocol_v2.metadata(m.name, m.version, m.runtime.platform, m.signature)), []
 
     async def v2_model_ready(self, request: _Request) -> Reply:
         m = self._serving(request)
@@ -293,12 +294,12 @@ class ServingApp:
         m = self._serving(request)
         body = await self._body(request)
         parsed = protocol_v2.parse_infer(body, request.headers.get(b"inference-header-content-length"),
-                                         width=m.input_width, max_rows=self.settings.max_instances)
-        out = await self._infer(parsed.rows)
+                                         signature=m.signature, max_rows=self.settings.max_instances)
+        outputs = await self._infer(parsed.inputs)
         prediction_id = self._ids.next()
-        self.feedback.remember(prediction_id, out)
-        payload, header_length = protocol_v2.encode_infer(m.name, m.version, parsed.id or prediction_id, out,
-                                                          parsed.binary_output, prediction_id)
+        self.feedback.remember(prediction_id, outputs[0])
+        payload, header_length = protocol_v2.encode_infer(m.name, m.version, parsed.id or prediction_id,
+                                                          m.signature, outputs, parsed.outputs, prediction_id)
         headers = [(b"x-prediction-id", prediction_id.encode())]
         if header_length is not None:
             headers = [(b"content-type", b"application/octet-stream"),
@@ -312,7 +313,7 @@ class ServingApp:
 
     async def openapi(self, request: _Request) -> Reply:
         if self._openapi is None or not self.loaded:
-            self._openapi = orjson.dumps(build_openapi(self.model.name, self.model.input_width or 1))
+            self._openapi = orjson.dumps(build_openapi(self.model.name, self.model.signature if self.loaded else None))
         return 200, self._openapi, []
 
 
