@@ -18,7 +18,7 @@ DEFAULT_CONFIG_PATH = "/etc/modelops/job.json"
 DEFAULT_REPORT_PATH = "/dev/termination-log"
 
 STAGES = ("train", "compress")
-TEMPLATES = ("linear-regression", "mlp-regressor", "mlp-classifier", "custom")
+TEMPLATES = ("linear-regression", "mlp-regressor", "mlp-classifier", "cnn-classifier", "custom")
 STRATEGIES = ("OneDevice", "Mirrored", "MultiWorkerMirrored")
 METRICS = ("mse", "mae", "r2", "accuracy", "auc", "logloss")
 # Metrics where a larger value is better; the others are errors to minimise.

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import features
 from .tf_runtime import tf
 
 
-def training_dataset(x: np.ndarray, y: np.ndarray, global_batch_size: int, seed: int) -> "tf.data.Dataset":
+def training_dataset(x: features.Features, y: np.ndarray, global_batch_size: int, seed: int) -> "tf.data.Dataset":
     """An endless stream of full global batches; fit() bounds each epoch with `steps_per_epoch`.
 
     Repeating and dropping the remainder gives every worker the same number of steps per epoch,
@@ -18,7 +19,7 @@ def training_dataset(x: np.ndarray, y: np.ndarray, global_batch_size: int, seed:
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = True
     return (tf.data.Dataset.from_tensor_slices((x, y))
-            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+            .shuffle(features.count(x), seed=seed, reshuffle_each_iteration=True)
             .repeat()
             .batch(global_batch_size, drop_remainder=True)
             .prefetch(tf.data.AUTOTUNE)
