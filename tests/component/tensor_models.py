@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from training_fixtures import job_config
 
@@ -73,3 +74,24 @@ def two_input_dir(tmp_path_factory) -> Path:
         finally:
             sys.path.remove(str(modules))
     return cached(tmp_path_factory, "two-inputs", build)
+
+
+def reference(model_dir, **inputs) -> np.ndarray:
+    """The TFLite file's answer in this process, through its signature."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(model_dir / "model.tflite")).get_signature_runner()
+    (out,) = runner(**inputs).values()
+    return out
+
+
+def images(n: int, seed: int = 0) -> np.ndarray:
+    from modelops_training import formats
+    table = formats.digits_images()
+    return table.features[np.random.default_rng(seed).choice(len(table.target), n, replace=False)]
+
+
+def two_inputs(n: int):
+    image = images(n, seed=2)
+    parity = np.linspace(0, 1, n, dtype=np.float32)[:, None]
+    return image, parity

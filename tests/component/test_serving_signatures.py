@@ -8,24 +8,9 @@ import tritonclient.http as triton
 
 from modelops_contracts import manifest as mf
 from serving_fixtures import running_server
-from tensor_models import cnn_dir, two_input_dir  # noqa: F401
+from tensor_models import cnn_dir, images, reference, two_input_dir, two_inputs  # noqa: F401
 
 pytestmark = pytest.mark.component
-
-
-def reference(model_dir, **inputs) -> np.ndarray:
-    """The TFLite file's answer in this process, through its signature."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_path=str(model_dir / "model.tflite")).get_signature_runner()
-    (out,) = runner(**inputs).values()
-    return out
-
-
-def images(n: int, seed: int = 0) -> np.ndarray:
-    from modelops_training import formats
-    table = formats.digits_images()
-    return table.features[np.random.default_rng(seed).choice(len(table.target), n, replace=False)]
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +76,6 @@ def test_concurrent_single_images_are_batched_and_each_gets_its_own_answer(cnn, 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(one, range(len(batch))))
     np.testing.assert_allclose(answers, truth, atol=1e-6)
-
-
-def two_inputs(n: int):
-    image = images(n, seed=2)
-    parity = np.linspace(0, 1, n, dtype=np.float32)[:, None]
-    return image, parity
 
 
 def test_a_two_input_model_answers_the_same_through_every_protocol(two, two_input_dir):

@@ -150,7 +150,7 @@ def test_cli_unknown_template_exits_2_with_the_report_on_stdout_and_in_the_repor
     printed = report.decode(done.stdout)
     assert printed.reason == "BadConfig"
     assert printed.message == "model.template: 'transformer' is not one of linear-regression, mlp-regressor, " \
-                              "mlp-classifier, custom"
+                              "mlp-classifier, cnn-classifier, custom"
     assert report.decode((tmp_path / "r.json").read_text()) == printed
     assert not (tmp_path / "store").exists()
 

@@ -41,8 +41,8 @@ def test_mlp_classifier_reaches_90_percent_on_digits_and_publishes_every_artifac
     assert manifest.classes == list(range(10))
     assert manifest.feature_names[:2] == ["pixel_0_0", "pixel_0_1"] and manifest.num_features == 64
     assert manifest.servables == {"savedModel": "saved_model", "keras": "model.keras"}
-    assert manifest.extra["signature"]["input"]["shape"] == [-1, 64]
-    assert manifest.extra["signature"]["output"]["shape"] == [-1, 10]
+    assert manifest.signature.to_dict() == {"inputs": [{"name": "features", "dtype": "float32", "shape": [-1, 64]}],
+                                            "outputs": [{"name": "output", "dtype": "float32", "shape": [-1, 10]}]}
     assert manifest.extra["parameters"] >= 100_000
     on_disk = files_under(config.version_dir) - {mf.FILENAME}
     assert set(manifest.files) == on_disk

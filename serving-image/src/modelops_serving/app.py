@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 import numpy as np
 import orjson
 
-from . import protocol_v1, protocol_v2
+from . import grpc_service, protocol_v1, protocol_v2
 from .batching import Batcher, QueueFull, ShuttingDown
 from .errors import HttpError, bad_request
 from .feedback import Feedback
@@ -58,6 +58,7 @@ class ServingApp:
         self.model = model
         self.settings = settings
         self.batcher: Batcher | None = None
+        self.grpc = None            # the gRPC server, when settings.grpc_port is set
         self.feedback: Feedback | None = None
         self.loaded = False
         self.draining = False
@@ -107,6 +108,8 @@ class ServingApp:
                                max_latency_ms=s.max_latency_ms, max_queue=s.max_queue,
                                on_batch=self.metrics.observe_batch)
         self.batcher.start()
+        if s.grpc_port:
+            self.grpc = await grpc_service.start(self)
         task = asyncio.get_running_loop().create_task(self._load())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -122,6 +125,8 @@ class ServingApp:
 
     async def _shutdown(self) -> None:
         self.begin_drain()
+        if self.grpc:
+            await self.grpc.stop(self.settings.graceful_timeout_s)   # refuses new calls, finishes accepted ones
         if self.batcher:
             await self.batcher.stop(self.settings.graceful_timeout_s)
 
@@ -210,7 +215,10 @@ class ServingApp:
 
     def _serving(self, request: _Request) -> ServedModel:
         """The model named in the path, if it is this server's and has loaded."""
-        name, version = request.params.get("name"), request.params.get("version")
+        return self.serving_model(request.params.get("name"), request.params.get("version"))
+
+    def serving_model(self, name: str | None, version: str | None) -> ServedModel:
+        """The named model (and version, if given), if it is this server's and has loaded: both transports ask."""
         if name != self.model.name:
             raise HttpError(404, f"model {name!r} not found; this server serves {self.model.name!r}")
         if not self.loaded:
@@ -219,7 +227,13 @@ class ServingApp:
             raise HttpError(404, f"model {name!r} version {version!r} not found; serving {self.model.version!r}")
         return self.model
 
-    async def _infer(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    def remember(self, outputs: list[np.ndarray]) -> str:
+        """A new prediction id, remembered with the first output for feedback."""
+        prediction_id = self._ids.next()
+        self.feedback.remember(prediction_id, outputs[0])
+        return prediction_id
+
+    async def infer(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         try:
             return await self.batcher.predict(inputs)
         except QueueFull:
@@ -238,9 +252,8 @@ class ServingApp:
     async def v1_predict(self, request: _Request) -> Reply:
         self._serving(request)
         inputs, key = self._parse_v1(await self._json(request))
-        outputs = await self._infer(inputs)
-        prediction_id = self._ids.next()
-        self.feedback.remember(prediction_id, outputs[0])
+        outputs = await self.infer(inputs)
+        prediction_id = self.remember(outputs)
         reply = protocol_v1.encode_predict(key, self.model.signature, outputs)
         reply["id"] = prediction_id
         body = orjson.dumps(reply, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -253,7 +266,7 @@ class ServingApp:
             joined = self.feedback.join_id(prediction_id, truth)
         else:
             inputs, _ = self._parse_v1(instances)
-            joined = self.feedback.join_outputs((await self._infer(inputs))[0], truth)
+            joined = self.feedback.join_outputs((await self.infer(inputs))[0], truth)
         fb = self.feedback
         return 200, orjson.dumps({"joined": joined, "pairs": fb.pairs, "metrics": fb.live_metrics()}), []
 
@@ -295,9 +308,8 @@ class ServingApp:
         body = await self._body(request)
         parsed = protocol_v2.parse_infer(body, request.headers.get(b"inference-header-content-length"),
                                          signature=m.signature, max_rows=self.settings.max_instances)
-        outputs = await self._infer(parsed.inputs)
-        prediction_id = self._ids.next()
-        self.feedback.remember(prediction_id, outputs[0])
+        outputs = await self.infer(parsed.inputs)
+        prediction_id = self.remember(outputs)
         payload, header_length = protocol_v2.encode_infer(m.name, m.version, parsed.id or prediction_id,
                                                           m.signature, outputs, parsed.outputs, prediction_id)
         headers = [(b"x-prediction-id", prediction_id.encode())]

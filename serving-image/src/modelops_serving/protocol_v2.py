@@ -55,6 +55,11 @@ def parse_infer(body: bytes, header_length: str | None, *, signature: Signature,
         raise bad_request(f"body: malformed JSON ({e})") from None
     if not isinstance(request, dict):
         raise bad_request("body: expected a JSON object with \"inputs\"")
+    return parse_request(request, binary, signature=signature, max_rows=max_rows)
+
+
+def parse_request(request: dict[str, Any], binary: bytes, *, signature: Signature, max_rows: int) -> InferRequest:
+    """A decoded request (from JSON, or built from a gRPC message) and the binary data after it."""
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise bad_request("id: expected a string")
