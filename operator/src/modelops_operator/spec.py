@@ -190,6 +190,9 @@ def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
     if s.template == "mlp-classifier" and s.metric not in CLASSIFICATION_METRICS:
         fail("evaluation.metric", "evaluation.metric must be a classification metric (accuracy, auc, logloss) "
                                   "for template mlp-classifier")
+    if s.template == "cnn-classifier" and s.metric not in CLASSIFICATION_METRICS:
+        fail("evaluation.metric", "evaluation.metric must be a classification metric (accuracy, auc, logloss) "
+                                  "for template cnn-classifier")
     if s.template in ("linear-regression", "mlp-regressor") and s.metric not in REGRESSION_METRICS:
         fail("evaluation.metric", "evaluation.metric must be a regression metric (mse, mae, r2) for a regression template")
     if s.template != "custom" and not s.data_uri.startswith("builtin:") and not s.target:
