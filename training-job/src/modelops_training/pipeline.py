@@ -26,5 +26,21 @@ def training_dataset(x: features.Features, y: np.ndarray, global_batch_size: int
             .with_options(options))
 
 
+def validation_dataset(x: features.Features, y: np.ndarray, global_batch_size: int) -> "tf.data.Dataset":
+    """The held-out split, for the validation loss and metric beside the training ones in each epoch.
+
+    Repeated and cut to full batches like the training stream, so that every worker runs the same
+    `validation_steps(...)` steps (a worker with fewer would stall the others' all-reduce).
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return (tf.data.Dataset.from_tensor_slices((x, y)).repeat()
+            .batch(global_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(options))
+
+
+def validation_steps(num_rows: int, global_batch_size: int) -> int:
+    return max(1, -(-num_rows // global_batch_size))
+
+
 def steps_per_epoch(num_rows: int, global_batch_size: int) -> int:
     return max(1, num_rows // global_batch_size)

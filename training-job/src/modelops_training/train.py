@@ -66,7 +66,10 @@ def _train(config: JobConfig) -> StageReport:
         try:
             history = model.fit(pipeline.training_dataset(prepared.x_train, prepared.y_train, spec.batch_size,
                                                           spec.seed),
-                                epochs=spec.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+                                epochs=spec.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0,
+                                validation_data=pipeline.validation_dataset(prepared.x_val, prepared.y_val,
+                                                                            spec.batch_size),
+                                validation_steps=pipeline.validation_steps(prepared.val_rows, spec.batch_size))
         except tf.errors.OpError as e:
             raise TrainingFailed(f"training: {type(e).__name__}: {e.message.splitlines()[0]}") from None
         if chief:
