@@ -7,6 +7,7 @@ output selection) are shared with the gRPC service.
 """
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -19,6 +20,8 @@ from .tensors import batch, checked, expected, typed
 
 DATATYPES = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int8": "INT8", "uint8": "UINT8",
              "int16": "INT16", "int32": "INT32", "int64": "INT64", "bool": "BOOL", "string": "BYTES"}
+# Wire byte order is little-endian; built once, since np.dtype() costs more than parsing a small tensor.
+_WIRE = {name: np.dtype(name).newbyteorder("<") for name in DATATYPES if name != "string"}
 
 
 def tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
@@ -94,7 +97,7 @@ def _input(spec: dict[str, Any], i: int, signature: Signature, binary: bytes, of
     shape = spec.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise bad_request(f"{where}.shape: expected a list of non-negative integers")
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     parameters = spec.get("parameters") or {}
     size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if size is not None:
@@ -127,10 +130,10 @@ def _json_tensor(data: list, spec: TensorSpec, shape: list[int], count: int, whe
 
 def raw_tensor(raw: bytes, spec: TensorSpec, shape: list[int], *, where: str) -> np.ndarray:
     """A tensor from its raw little-endian bytes (the binary extension, and gRPC's raw contents)."""
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     if spec.dtype == "string":
         return _raw_strings(raw, count, where).reshape(shape)
-    dtype = np.dtype(spec.dtype).newbyteorder("<")
+    dtype = _WIRE[spec.dtype]
     if len(raw) != count * dtype.itemsize:
         raise bad_request(f"{where}: {len(raw)} bytes do not match shape {shape} of {spec.dtype} "
                           f"({count * dtype.itemsize} bytes)")
@@ -197,4 +200,4 @@ def encode_infer(name: str, version: str, response_id: str, signature: Signature
 def raw_bytes(out: np.ndarray, spec: TensorSpec) -> bytes:
     if spec.dtype == "string":
         return b"".join(struct.pack("<I", len(v)) + v for v in out.ravel())
-    return np.ascontiguousarray(out, dtype=np.dtype(spec.dtype).newbyteorder("<")).tobytes()
+    return np.ascontiguousarray(out, dtype=_WIRE[spec.dtype]).tobytes()
