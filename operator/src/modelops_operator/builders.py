@@ -133,7 +133,7 @@ def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt
         data=jobconfig.DataSpec(uri=spec.data_uri, target=spec.target,
                                 features=tuple(spec.features) if spec.features else None,
                                 validation_split=spec.validation_split, shuffle_seed=spec.shuffle_seed,
-                                s3_endpoint=spec.s3_endpoint),
+                                s3_endpoint=spec.s3_endpoint, feature_spec=spec.feature_spec),
         training=jobconfig.TrainingSpec(strategy=spec.strategy, workers=spec.workers,
                                         gpus_per_worker=spec.gpus_per_worker, epochs=spec.epochs,
                                         batch_size=spec.batch_size, learning_rate=spec.learning_rate,

@@ -1,5 +1,5 @@
-"""Data that is not a CSV table: NumPy `.npz` archives of named N-d arrays, and the bundled
-8×8 digits as images.
+"""Data that is not a CSV table: NumPy `.npz` archives of named N-d arrays, the bundled 8×8 digits
+as images, and (in `records.py`) TFRecord files and image directories.
 
 An `.npz` holds one array per input and the target: `data.target` names the target array (default
 `y`), `data.features` the input arrays (default: every other array). One input array becomes the
@@ -16,7 +16,7 @@ from importlib import resources
 import numpy as np
 from modelops_contracts.jobconfig import JobConfig
 
-from . import sources
+from . import records, sources
 from .errors import BadData
 
 NPZ_DEFAULT_TARGET = "y"
@@ -25,10 +25,12 @@ DIGITS_MAX = 16.0   # the bundled digits' pixel values run 0..16
 
 
 def is_tensor_format(uri: str) -> bool:
-    return uri.split("?", 1)[0].removesuffix(".gz").endswith(".npz")
+    return uri.removesuffix(".gz").endswith(".npz") or records.kind(uri) is not None
 
 
 def load(config: JobConfig):
+    if records.kind(config.data.uri) is not None:
+        return records.load(config)
     raw, label = sources.read_bytes(config.data.uri, config.data.s3_endpoint)
     return parse_npz(raw, label, config.data.target, config.data.features)
 
