@@ -57,6 +57,7 @@ def test_the_cnn_example_serves_uint8_images_and_its_printed_curl_is_the_models_
     assert m.signature.inputs[0].to_dict() == {"name": "image", "dtype": "uint8", "shape": [-1, 8, 8, 1]}
     assert m.extra["compression"]["method"] == "int8" and m.extra["compression"]["degradation"] <= 0.01
     assert re.search(r"epoch 12/12 .*val_loss=.*val_accuracy=", out), "validation is shown per epoch"
+    assert "signature            image uint8 [-1, 8, 8, 1] -> output float32 [-1, 10]" in out
     image = json.loads(re.search(r"-d '(\{.*\})'", out).group(1))["instances"][0]
     answer = json.loads(re.search(r"  -> (\{.*\})", out).group(1))["predictions"][0]
     from ai_edge_litert.interpreter import Interpreter

@@ -250,6 +250,9 @@ def summary(version: str, trained: StageReport, compressed: StageReport | None, 
         if info.get("float32Bytes") and info.get("compressedBytes"):
             rows.append(("size", f"{info['float32Bytes']:,} B float32 TFLite -> {info['compressedBytes']:,} B "
                                  f"{info.get('method')} ({info.get('ratio', 0):.2f}x smaller)"))
+    signature = manifest_contract.read(version_dir).effective_signature
+    rows.append(("signature", "; ".join(f"{t.name} {t.dtype} {list(t.shape)}" for t in signature.inputs)
+                 + " -> " + "; ".join(f"{t.name} {t.dtype} {list(t.shape)}" for t in signature.outputs)))
     rows.append(("endpoint", f"{url}/v1/models/{version_dir.parent.name}:predict"))
     if plot:
         rows.append(("training curve", str(plot)))
