@@ -89,7 +89,7 @@ def _load_table(config: JobConfig) -> Table:
         return linear_table()
     if builtin == "digits-images":
         return formats.digits_images()
-    if formats.is_tensor_format(config.data.uri):
+    if formats.is_tensor_format(config.data.uri, config.data.feature_spec):
         return formats.load(config)
     raw, label = sources.read_bytes(config.data.uri, config.data.s3_endpoint)
     return parse_csv(raw, label, config.data.target, config.data.features)

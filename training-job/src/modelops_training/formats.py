@@ -24,12 +24,12 @@ DIGITS_SIDE = 8
 DIGITS_MAX = 16.0   # the bundled digits' pixel values run 0..16
 
 
-def is_tensor_format(uri: str) -> bool:
-    return uri.removesuffix(".gz").endswith(".npz") or records.kind(uri) is not None
+def is_tensor_format(uri: str, feature_spec: dict | None) -> bool:
+    return uri.removesuffix(".gz").endswith(".npz") or records.kind(uri, feature_spec) is not None
 
 
 def load(config: JobConfig):
-    if records.kind(config.data.uri) is not None:
+    if records.kind(config.data.uri, config.data.feature_spec) is not None:
         return records.load(config)
     raw, label = sources.read_bytes(config.data.uri, config.data.s3_endpoint)
     return parse_npz(raw, label, config.data.target, config.data.features)

@@ -26,12 +26,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BATCH = 256
 
 
-def kind(uri: str) -> str | None:
-    """"tfrecord", "images" (an existing local directory), or None; only local and pvc:// paths qualify."""
+def kind(uri: str, feature_spec: dict | None) -> str | None:
+    """"tfrecord", "images" (an existing local directory, with a featureSpec: without one a directory is
+    a mistaken path, refused as such by the CSV reader), or None; only local and pvc:// paths qualify."""
     if uri.startswith(("s3://", "builtin:")):
         return None
     if uri.endswith(RECORD_SUFFIXES) or any(f"{s}-" in uri or f"{s}*" in uri for s in RECORD_SUFFIXES):
         return "tfrecord"
+    if not feature_spec:
+        return None
     try:
         return "images" if sources.resolve_local_path(uri).is_dir() else None
     except BadConfig:
@@ -43,7 +46,7 @@ def load(config: JobConfig):
     if not spec:
         raise BadConfig(f"data.featureSpec: required to read {config.data.uri} (the name, dtype and shape of "
                         f"each feature)")
-    if kind(config.data.uri) == "tfrecord":
+    if kind(config.data.uri, spec) == "tfrecord":
         return _tfrecords(config.data.uri, spec, config.data.target)
     return _image_directory(config.data.uri, spec)
 
