@@ -1,6 +1,7 @@
 """The Open Inference Protocol over gRPC, called with tritonclient.grpc against the real server process:
 same answers, same refusals, same metrics and drain as the REST routes."""
 import signal
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -13,20 +14,25 @@ from tensor_models import reference, two_input_dir, two_inputs  # noqa: F401
 pytestmark = pytest.mark.component
 
 
-@pytest.fixture(scope="module")
-def tabular(digits_dir, tmp_path_factory):
+@contextmanager
+def with_grpc(model_dir, log_dir):
+    """The server with its gRPC port open, and a tritonclient.grpc client for that port."""
     port = free_port()
-    with running_server(digits_dir, "digits", tmp_path_factory.mktemp("logs"), grpc_port=port) as s:
+    with running_server(model_dir, "digits", log_dir, grpc_port=port) as s:
         s.wait_ready()
         yield s, grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="module")
+def tabular(digits_dir, tmp_path_factory):
+    with with_grpc(digits_dir, tmp_path_factory.mktemp("logs")) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")
 def two(two_input_dir, tmp_path_factory):
-    port = free_port()
-    with running_server(two_input_dir, "digits", tmp_path_factory.mktemp("logs"), grpc_port=port) as s:
-        s.wait_ready()
-        yield s, grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+    with with_grpc(two_input_dir, tmp_path_factory.mktemp("logs")) as pair:
+        yield pair
 
 
 def test_health_and_metadata_over_grpc(tabular):

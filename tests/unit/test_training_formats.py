@@ -39,7 +39,7 @@ def test_a_2d_float_array_is_a_table_with_named_columns():
 @pytest.mark.parametrize("arrays, target, wanted, message", [
     ({"x": np.ones((4, 2))}, None, None, "data.target: array 'y' not in d.npz (arrays: x)"),
     ({"x": np.ones((4, 2)), "y": np.ones(4)}, None, ("z",), "data.features: array 'z' not in d.npz"),
-    ({"y": np.ones(4)}, None, None, "d.npz has no arrays besides the target 'y'"),
+    ({"y": np.ones(4)}, None, None, "d.npz has no feature arrays besides the target 'y'"),
     ({"x": np.ones((4, 2)), "y": np.ones((4, 2))}, None, None, "array 'y' in d.npz has shape [4, 2]"),
     ({"x": np.ones((3, 2)), "y": np.ones(4)}, None, None, "array 'x' in d.npz has 3 examples, the target has 4"),
     ({"x": np.ones(4), "y": np.ones(4)}, None, None, "array 'x' in d.npz has shape [4]"),

@@ -142,18 +142,8 @@ def parse_csv(raw: bytes, label: str, target: str | None, features: tuple[str, .
     if not rows:
         raise BadData(f"data.uri: {label} is empty")
     header, body = [h.strip() for h in rows[0]], rows[1:]
-    columns = ", ".join(header[:12]) + (", …" if len(header) > 12 else "")
     target = target or header[-1]
-    if target not in header:
-        raise BadData(f"data.target: column {target!r} not in {label} (columns: {columns})")
-    names = list(features) if features else [h for h in header if h != target]
-    missing = [n for n in names if n not in header]
-    if missing:
-        raise BadData(f"data.features: column {missing[0]!r} not in {label} (columns: {columns})")
-    if target in names:
-        raise BadData(f"data.features: the target column {target!r} is also listed as a feature")
-    if not names:
-        raise BadData(f"data.features: {label} has no feature columns besides the target {target!r}")
+    names = formats.select(header, target, features, label, "column")
     for i, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise BadData(f"data.uri: {label} line {i} has {len(row)} fields, the header has {len(header)}")

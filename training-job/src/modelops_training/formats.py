@@ -40,17 +40,7 @@ def parse_npz(raw: bytes, label: str, target: str | None, wanted: tuple[str, ...
 
     arrays = _arrays(raw, label)
     target = target or NPZ_DEFAULT_TARGET
-    have = ", ".join(sorted(arrays)) or "none"
-    if target not in arrays:
-        raise BadData(f"data.target: array {target!r} not in {label} (arrays: {have})")
-    names = list(wanted) if wanted else sorted(k for k in arrays if k != target)
-    missing = [n for n in names if n not in arrays]
-    if missing:
-        raise BadData(f"data.features: array {missing[0]!r} not in {label} (arrays: {have})")
-    if target in names:
-        raise BadData(f"data.features: the target array {target!r} is also listed as a feature")
-    if not names:
-        raise BadData(f"data.features: {label} has no arrays besides the target {target!r}")
+    names = select(sorted(arrays), target, wanted, label, "array")
     y = arrays[target]
     if y.ndim != 1:
         raise BadData(f"data.target: array {target!r} in {label} has shape {list(y.shape)}, expected one value "
@@ -64,6 +54,23 @@ def parse_npz(raw: bytes, label: str, target: str | None, wanted: tuple[str, ...
         return Table(features=x.astype(np.float32), target=y, source=label,
                      feature_names=[f"{names[0]}_{i}" for i in range(x.shape[1])])
     return Table(features=x, target=y, feature_names=[], source=label)
+
+
+def select(available: list[str], target: str, wanted, label: str, kind: str) -> list[str]:
+    """The feature names (`wanted`, or every other column or array), once the target and each wanted
+    name are known to exist; `kind` ("column", "array") is the word the messages use."""
+    shown = ", ".join(available[:12]) + (", …" if len(available) > 12 else "") or "none"
+    if target not in available:
+        raise BadData(f"data.target: {kind} {target!r} not in {label} ({kind}s: {shown})")
+    names = list(wanted) if wanted else [h for h in available if h != target]
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise BadData(f"data.features: {kind} {missing[0]!r} not in {label} ({kind}s: {shown})")
+    if target in names:
+        raise BadData(f"data.features: the target {kind} {target!r} is also listed as a feature")
+    if not names:
+        raise BadData(f"data.features: {label} has no feature {kind}s besides the target {target!r}")
+    return names
 
 
 def _arrays(raw: bytes, label: str) -> dict[str, np.ndarray]:
