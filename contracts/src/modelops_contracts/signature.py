@@ -9,6 +9,7 @@ metadata. Manifests written before the signature existed describe one float32 in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Mapping, Sequence
 
 # Names as NumPy spells them; the serving image maps them to each protocol's names.
@@ -68,7 +69,7 @@ class Signature:
     def output(self, name: str) -> TensorSpec | None:
         return next((t for t in self.outputs if t.name == name), None)
 
-    @property
+    @cached_property     # asked on every request the server parses
     def is_tabular(self) -> bool:
         """One float32 input of rows [n, F]: the server's fast path and TF Serving's named-feature rows."""
         return len(self.inputs) == 1 and self.inputs[0].dtype == "float32" and len(self.inputs[0].shape) == 2

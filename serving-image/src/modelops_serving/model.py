@@ -28,19 +28,18 @@ class ServedModel:
         self.reason = "loading"
         self.manifest: manifest_contract.Manifest | None = None
         self.runtime: Runtime | None = None
+        # What the model takes and returns: the manifest's (derived for manifests from before the field),
+        # read once at load because every request is checked against it.
+        self.signature: Signature | None = None
 
     @property
     def version(self) -> str:
         return self.manifest.version if self.manifest else ""
 
-    @property
-    def signature(self) -> Signature | None:
-        """What the model takes and returns: the manifest's (derived for manifests from before the field)."""
-        return self.manifest.effective_signature if self.manifest else None
-
     def load(self) -> bool:
         try:
             self.manifest = manifest_contract.verify(self.model_dir)
+            self.signature = self.manifest.effective_signature
             self.runtime = self._open_runtime(self.manifest)
         except (manifest_contract.ManifestError, ModelLoadError) as e:
             return self._refuse(str(e))
