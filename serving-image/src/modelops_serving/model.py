@@ -66,8 +66,8 @@ class ServedModel:
         if signature.is_tabular and m.feature_names and signature.inputs[0].shape[1] != m.num_features:
             raise ModelLoadError(f"signature input {signature.inputs[0].describe()} does not fit the manifest's "
                                  f"{m.num_features} featureNames")
-        if kind == "tflite":
-            return LiteRTRuntime(self.model_dir / m.servables[kind], signature)
+        if kind in manifest_contract.TFLITE_KINDS:
+            return LiteRTRuntime(self.model_dir / m.servables[kind], signature, kind)
         return TensorFlowRuntime(kind, self.model_dir / m.servables[kind], signature)
 
     def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -43,10 +43,10 @@ def _check(where: str, found: list[tuple[str, np.dtype, tuple]], wanted: tuple[T
 
 
 class LiteRTRuntime:
-    kind = "tflite"
     platform = "tflite"
 
-    def __init__(self, path: Path, signature: Signature):
+    def __init__(self, path: Path, signature: Signature, kind: str = "tflite"):
+        self.kind = kind   # tflite (compressed) or tfliteFloat32 (uncompressed): the same interpreter runs both
         from ai_edge_litert.interpreter import Interpreter  # the one heavy import of the image
 
         self._interpreter_class = Interpreter
