@@ -137,15 +137,20 @@ def check_signature(model: "keras.Model", inputs: ModelInputs, template: str) ->
     expected_out = inputs.num_classes if inputs.task == "classification" else 1
     wanted = {k: s for k, (_, s) in inputs.input_shapes.items()}
     got = {name: tuple(t.shape[1:]) for name, t in zip(model.input_names, model.inputs)}
-    single = len(wanted) == 1 and "" in wanted
-    if (single and (len(got) != 1 or not _fits(next(iter(got.values())), wanted[""]))) or (
-            not single and (set(got) != set(wanted) or not all(_fits(got[k], wanted[k]) for k in wanted))):
+    if not _inputs_fit(got, wanted):
         shown = {k or "input": [-1, *s] for k, s in wanted.items()}
-        raise BadConfig(f"model ({template}): the data has inputs {shown}, the model takes "
-                        f"{ {k: [-1, *(d if d is not None else -1 for d in s)] for k, s in got.items()} }")
+        takes = {k: [-1, *(-1 if d is None else d for d in s)] for k, s in got.items()}
+        raise BadConfig(f"model ({template}): the data has inputs {shown}, the model takes {takes}")
     if len(model.outputs) != 1 or tuple(model.outputs[0].shape) != (None, expected_out):
         raise BadConfig(f"model ({template}): expects one output of shape [batch, {expected_out}], "
                         f"got {[tuple(t.shape) for t in model.outputs]}")
+
+
+def _inputs_fit(got: dict[str, tuple], wanted: dict[str, tuple]) -> bool:
+    """One unnamed data array fits any single input; named arrays must match the inputs name for name."""
+    if set(wanted) == {""}:
+        return len(got) == 1 and _fits(next(iter(got.values())), wanted[""])
+    return set(got) == set(wanted) and all(_fits(got[k], wanted[k]) for k in wanted)
 
 
 def _fits(model_shape: tuple, data_shape: tuple) -> bool:
