@@ -6,5 +6,3 @@ NODE := hack/node
 node: ## build (or reuse from ~/.cache/modelops/node) kubelet, kube-proxy, containerd, CoreDNS, metrics-server and the node's images
 	nice -n 10 $(NODE)/build.sh
 
-# `make test` runs tests/e2e too (the real node): its parts must be built first.
-test: node

@@ -15,6 +15,9 @@ if ip link show "$NODE_LINK" >/dev/null 2>&1; then
   log "stop it with: hack/controlplane/cluster-down.sh <that state dir>"
   exit 1
 fi
+# The bridge's netfilter hooks (kube-proxy needs them for pod-to-Service-to-pod on one bridge) are a
+# module on some kernels; built in here.
+[[ -d /proc/sys/net/bridge ]] || modprobe br_netfilter
 mkdir -p "$SAVED"
 for s in "${NODE_SYSCTLS[@]}"; do
   v=$(sysctl -n "$s" 2>/dev/null) && printf '%s=%s\n' "$s" "$v"

@@ -19,6 +19,8 @@ from tests.support.kube import CONTROLPLANE_DIR, REPO_ROOT, tool
 NODE_DIR = REPO_ROOT / "hack" / "node"
 START_TIMEOUT_S = 300
 STOP_TIMEOUT_S = 180
+# The autoscaling test watches a scale-down; Kubernetes' default stabilisation window is 5 minutes.
+HPA_DOWNSCALE_S = 30
 
 
 @functools.cache
@@ -51,7 +53,7 @@ class RealNode:
         return tool("helm")
 
     @property
-    def ctr(self) -> Path:
+    def ctr_path(self) -> Path:
         return Path(node_setting("NODE_BIN_DIR")) / "ctr"
 
     @property
@@ -72,12 +74,16 @@ class RealNode:
             raise RuntimeError(f"load-image.sh failed (exit {result.returncode}):\n{result.stderr}")
         return result.stdout
 
-    def ctr_images(self) -> dict[str, str]:
-        """Image name -> manifest digest, as the node's containerd lists them (namespace k8s.io)."""
-        out = subprocess.run(
-            [str(self.ctr), "--address", str(self.containerd_address), "-n", "k8s.io", "images", "ls"],
+    def ctr(self, *args: str) -> str:
+        """Runs ctr against the node's containerd in namespace k8s.io (the kubelet's); returns its output."""
+        return subprocess.run(
+            [str(self.ctr_path), "--address", str(self.containerd_address), "-n", "k8s.io", *args],
             capture_output=True, text=True, timeout=60, check=True,
         ).stdout
+
+    def ctr_images(self) -> dict[str, str]:
+        """Image name -> manifest digest, as the node's containerd lists them."""
+        out = self.ctr("images", "ls")
         return {line.split()[0]: line.split()[2] for line in out.splitlines()[1:] if line.strip()}
 
 
@@ -86,6 +92,7 @@ def start_real_node(state_dir: Path) -> RealNode:
     result = subprocess.run(
         [str(NODE_DIR / "cluster-up.sh"), str(state_dir)],
         capture_output=True, text=True, timeout=START_TIMEOUT_S, check=False,
+        env={**os.environ, "MODELOPS_HPA_DOWNSCALE_S": str(HPA_DOWNSCALE_S)},
     )
     if result.returncode != 0:
         raise RuntimeError(f"hack/node/cluster-up.sh failed (exit {result.returncode}):\n{result.stderr}")
@@ -122,8 +129,8 @@ def host_state() -> dict[str, object]:
                    if link["ifname"].startswith(prefixes))
     ranges = set(node_setting(n) for n in ("POD_CIDR", "SERVICE_CIDR", "NODE_NET", "NODE_POD_CIDR"))
     routes = sorted(r["dst"] for r in json.loads(_run("ip", "-j", "route", "show")) if r["dst"] in ranges)
-    tables = sorted(line for line in _run("nft", "list", "tables").splitlines()
-                    if node_setting("NFT_TABLE") in line or "kube-proxy" in line)
+    # All of them: the kubelet's iptables-nft calls create tables (ip6 mangle, ...) that must go too.
+    tables = sorted(_run("nft", "list", "tables").splitlines())
     chains = sorted(line for ipt in ("iptables", "ip6tables") for table in ("filter", "nat", "mangle")
                     for line in _iptables(ipt, table) if "KUBE-" in line)
     watched = (str(Path(node_setting("CONTAINERD_ROOT"))), *node_setting("NODE_FIXED_PATHS").split())
