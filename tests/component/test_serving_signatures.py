@@ -128,3 +128,18 @@ def test_v2_refusals_name_the_input_and_what_it_takes(cnn, body, words):
 def test_rest_refusals_for_a_two_input_model_name_the_input(two, body, words):
     reply = two.post("/v1/models/digits:predict", content=json.dumps(body))
     assert reply.status_code == 400 and words in reply.json()["error"], reply.text
+
+
+@pytest.mark.parametrize("servable", ["savedModel", "keras"])
+def test_a_two_input_model_served_by_tensorflow_takes_the_same_requests(two_input_dir, tmp_path, servable):
+    """The fallback runtimes (SavedModel signature, .keras) take named inputs too, answering as Keras does."""
+    from modelops_training import export
+    image, parity = two_inputs(3)
+    truth = export.load(two_input_dir).predict({"image": image, "parity": parity}, verbose=0)
+    with running_server(two_input_dir, "digits", tmp_path, servable=servable) as s:
+        s.wait_ready(timeout=120)
+        assert s.get("/v2/models/digits").json()["platform"].startswith("tensorflow_")
+        reply = s.post("/v1/models/digits:predict", json={"inputs": {"image": image.tolist(),
+                                                                     "parity": parity.tolist()}})
+        assert reply.status_code == 200, reply.text
+        np.testing.assert_allclose(reply.json()["outputs"], truth, atol=1e-5)
