@@ -48,6 +48,13 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
     assert written and all(f.startswith("ml/digits/v1/") for f in written)
 
 
+def has_checkpoint(backup: Path) -> bool:
+    try:
+        return any(p.name == "checkpoint" for p in backup.rglob("*"))
+    except FileNotFoundError:   # a worker's temporary directory vanished while we walked the tree
+        return False
+
+
 def test_a_killed_worker_restarted_resumes_from_the_backup(tmp_path):
     storage = tmp_path / "store"
     config = two_worker_config(storage, epochs=12)
@@ -56,7 +63,7 @@ def test_a_killed_worker_restarted_resumes_from_the_backup(tmp_path):
 
     with LocalCluster(config, tmp_path / "first", env=every_epoch) as cluster:
         deadline = time.monotonic() + TIMEOUT_S
-        while not any(p.name == "checkpoint" for p in backup.rglob("*")):
+        while not has_checkpoint(backup):
             assert time.monotonic() < deadline, "no backup checkpoint appeared"
             assert all(p.poll() is None for p in cluster.processes), "a worker ended before the first backup"
             time.sleep(0.05)
