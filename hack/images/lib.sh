@@ -14,6 +14,14 @@ builder() {
   "${BUILDAH[@]}" "$@"
 }
 
+# Keeps the KEEP most recently used archives named STEM-<key>.oci.tar. Several checkouts share the cache
+# with different sources (so different keys): deleting all but the newest would make them rebuild in turn.
+prune_archives() {
+  local stem="$1" keep="$2"
+  find "$IMAGES_DIR" -maxdepth 1 -name "$stem-*.oci.tar" -printf '%T@ %p\n' | sort -rn | tail -n +"$((keep + 1))" |
+    cut -d' ' -f2- | xargs -r rm -f
+}
+
 # CI starts from a fresh machine: the builder comes from Debian's packages, installed on first use.
 ensure_tools() {
   local missing=() tool
