@@ -33,17 +33,18 @@ started=$SECONDS
 fill_wheelhouse "$(dirname "$dockerfile")"
 wheels_done=$SECONDS
 pip_conf="$(mktemp)"
-trap 'rm -f "$pip_conf"' EXIT
+layout="$archive.partial.d"
+trap 'rm -rf "$pip_conf" "$layout" "$archive.partial"' EXIT
 write_build_pip_conf "$pip_conf"
 # --network=none: pip installs from the wheelhouse alone, so the image depends on no live index.
 builder bud --layers --network=none --build-arg "BASE_IMAGE=$base" --label "io.modelops.inputs-key=$key" \
   --secret "id=pip.conf,src=$pip_conf" "$(pip_cache_volume)" -f "$dockerfile" -t "$ref" "$REPO_ROOT" >&2
 build_done=$SECONDS
 # An OCI layout first, so the index can also carry containerd's own name annotation (import and
-# hack/node/load-image.sh read it), then one tar of it.
-layout="$archive.partial.d"
+# hack/node/load-image.sh read it), then one tar of it. Every push compresses every layer again: zstd
+# (containerd reads it since 1.5) takes a third of gzip's time on the 2.4 GiB TensorFlow layer, and is smaller.
 rm -rf "$layout"
-builder push -q "$ref" "oci:$layout:$ref"
+builder push -q --compression-format zstd "$ref" "oci:$layout:$ref"
 python3 - "$layout/index.json" "$ref" <<'PY'
 import json, sys
 path, ref = sys.argv[1:]

@@ -25,7 +25,7 @@ prune_archives() {
 # CI starts from a fresh machine: the builder comes from Debian's packages, installed on first use.
 ensure_tools() {
   local missing=() tool
-  for tool in buildah skopeo debootstrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  for tool in buildah skopeo debootstrap zstd; do command -v "$tool" >/dev/null || missing+=("$tool"); done
   ((${#missing[@]} == 0)) && return 0
   echo "installing ${missing[*]} from Debian's packages" >&2
   apt-get -o DPkg::Lock::Timeout=600 update -q >&2
