@@ -16,8 +16,8 @@ import pytest
 from modelops_contracts import manifest as artifact_manifest
 from modelops_training import data as training_data
 from modelops_training import sources
-from tests.e2e.pipeline_fixtures import (  # noqa: F401  (fixtures)
-    READY_TIMEOUT_S, ModelNamespace, apply, example, image_refs, model_namespace, node_images, operator_release,
+from tests.e2e.pipeline_fixtures import (
+    READY_TIMEOUT_S, ModelNamespace, apply, example, image_refs,
     pod_result, record_timing, run_pod, script_command, start_pod, wait_ready,
 )
 from tests.support.kube import kubectl, kubectl_json, wait_for
