@@ -41,6 +41,9 @@ lock_images_dir() {
   exec 8>"$IMAGES_DIR/.lock"
   flock 8
   export MODELOPS_IMAGES_LOCKED=1
+  # Every build holds this lock, so a working container left now is an interrupted build's: its image
+  # could never be pruned.
+  builder rm --all >/dev/null 2>&1 || true
 }
 
 # The CA bundle the host's pip trusts: the package proxy's certificate is in it, Debian's bundle lacks it.
