@@ -32,14 +32,16 @@ echo "building the Python base image $ref (debootstrap $DEBIAN_RELEASE)" >&2
 ctr="$(builder from --name "python-base-$key-$$" scratch)"
 trap 'builder rm "$ctr" >/dev/null 2>&1 || true' EXIT
 root="$(builder mount "$ctr")"
+# Everything below writes under $root as root: never let an empty or host path through.
+[[ "$root" == "$BUILDAH_ROOT"/* && -d "$root" ]] || { echo "unexpected mount point '$root'" >&2; exit 1; }
 log="$IMAGES_DIR/python-base-$key.debootstrap.log"
 debootstrap --variant=minbase --include=python3,python3-pip,python-is-python3,ca-certificates \
   "$DEBIAN_RELEASE" "$root" "$DEBIAN_MIRROR" >"$log" 2>&1 || { tail -20 "$log" >&2; exit 1; }
 rm -f "$log"
 # debootstrap copies the host's resolver and name; the runtime provides its own. No package caches.
-rm -f "$root"/etc/resolv.conf "$root"/etc/hostname "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
-  "$root"/var/log/* "$root"/dev/* "$root"/proc/* "$root"/sys/*
+rm -f "${root:?}"/etc/resolv.conf "${root:?}"/etc/hostname "${root:?}"/usr/lib/python3*/EXTERNALLY-MANAGED
+rm -rf "${root:?}"/var/lib/apt/lists/* "${root:?}"/var/cache/apt/*.bin "${root:?}"/var/cache/apt/archives/*.deb \
+  "${root:?}"/var/log/* "${root:?}"/dev/* "${root:?}"/proc/* "${root:?}"/sys/*
 echo "nonroot:x:$NONROOT_ID:$NONROOT_ID:nonroot:/home/nonroot:/usr/sbin/nologin" >>"$root/etc/passwd"
 echo "nonroot:x:$NONROOT_ID:" >>"$root/etc/group"
 install -d -o "$NONROOT_ID" -g "$NONROOT_ID" -m 0755 "$root/home/nonroot"
