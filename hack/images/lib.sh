@@ -14,10 +14,18 @@ builder() {
   "${BUILDAH[@]}" "$@"
 }
 
+# Keeps the KEEP most recently used archives named STEM-<key>.oci.tar. Several checkouts share the cache
+# with different sources (so different keys): deleting all but the newest would make them rebuild in turn.
+prune_archives() {
+  local stem="$1" keep="$2"
+  find "$IMAGES_DIR" -maxdepth 1 -name "$stem-*.oci.tar" -printf '%T@ %p\n' | sort -rn | tail -n +"$((keep + 1))" |
+    cut -d' ' -f2- | xargs -r rm -f
+}
+
 # CI starts from a fresh machine: the builder comes from Debian's packages, installed on first use.
 ensure_tools() {
   local missing=() tool
-  for tool in buildah skopeo debootstrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  for tool in buildah skopeo debootstrap zstd; do command -v "$tool" >/dev/null || missing+=("$tool"); done
   ((${#missing[@]} == 0)) && return 0
   echo "installing ${missing[*]} from Debian's packages" >&2
   apt-get -o DPkg::Lock::Timeout=600 update -q >&2
@@ -33,6 +41,9 @@ lock_images_dir() {
   exec 8>"$IMAGES_DIR/.lock"
   flock 8
   export MODELOPS_IMAGES_LOCKED=1
+  # Every build holds this lock, so a working container left now is an interrupted build's: its image
+  # could never be pruned.
+  builder rm --all >/dev/null 2>&1 || true
 }
 
 # The CA bundle the host's pip trusts: the package proxy's certificate is in it, Debian's bundle lacks it.
