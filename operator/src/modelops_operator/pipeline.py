@@ -75,8 +75,10 @@ def job_state(job: Mapping[str, Any] | None, pods: list[Mapping[str, Any]]) -> J
             continue
         try:
             report = decode(terminated.get("message") or "")
-        except ReportError:
+        except ReportError as e:
             report = None
+            if succeeded:   # a success whose report breaks the contract (e.g. a NaN) is judged, not awaited
+                reason, message = "InvalidReport", f"pod {pod['metadata']['name']}: invalid stage report: {e}"
         if failed or not succeeded:
             code = terminated.get("exitCode")
             reason = (REASON_BY_EXIT_CODE.get(code) or terminated.get("reason") or "Error")
@@ -216,7 +218,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                 phase = "Training" if attempt == 1 else "Retraining"
                 message = f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})"
                 break
-            if job.succeeded and job.report is None:
+            if job.succeeded and job.report is None and not job.failure_reason:
                 phase, message = "Evaluating", f"{version}: waiting for the stage report of {job_name}"
                 break
             decision = policy.after_training(spec, attempt, job.report if job.succeeded or job.report else None,
@@ -251,7 +253,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             if job is None or job.active:
                 phase, message = "Compressing", f"{version}: {spec.compression_method} compression ({job_name})"
                 break
-            if job.succeeded and job.report is None:
+            if job.succeeded and job.report is None and not job.failure_reason:
                 phase, message = "Compressing", f"{version}: waiting for the stage report of {job_name}"
                 break
             trained_value = (run.get("metrics") or {}).get(spec.metric)

@@ -12,8 +12,9 @@ from modelops_contracts.report import StageReport
 
 from .spec import Spec
 
-# Failures that another attempt cannot fix: the same config and data fail the same way.
-PERMANENT_REASONS = frozenset({"BadConfig", "BadData", "StorageError"})
+# Failures that another attempt cannot fix: the same config and data fail the same way, and a
+# report that breaks the contract (a NaN metric) means a trainer the next attempt runs too.
+PERMANENT_REASONS = frozenset({"BadConfig", "BadData", "StorageError", "InvalidReport"})
 
 
 @dataclass(frozen=True)

@@ -82,9 +82,8 @@ def _train(config: JobConfig) -> StageReport:
         # can leave workers waiting on each other after fit.
         trained = build_model(config, inputs)
         trained.set_weights(model.get_weights())
-        held_out = metrics.evaluate(prepared.task, prepared.y_val, trained.predict(prepared.x_val,
-                                                                                  batch_size=PREDICT_BATCH,
-                                                                                  verbose=0))
+        held_out = metrics.reportable(metrics.evaluate(prepared.task, prepared.y_val, trained.predict(
+            prepared.x_val, batch_size=PREDICT_BATCH, verbose=0)), config.metric, "held-out split")
         log.info("%s: held-out %s", label, " ".join(f"{k}={v:.4g}" for k, v in held_out.items()))
         if not chief:
             return StageReport(stage="train", succeeded=True, version=config.model.version, attempt=spec.attempt,
