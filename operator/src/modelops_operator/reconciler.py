@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import contextlib
 import threading
 import time
-from collections import defaultdict
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from kubernetes.client.exceptions import ApiException
 
@@ -23,11 +23,10 @@ from . import pipeline
 from .cleanup import finalizer_patch, plan_cleanup
 from .kube import ConflictError, Kube
 from .metrics import Metrics
+from .requeue import Requeues
 from .spec import Spec, SpecError, parse
 
 log = logging.getLogger(__name__)
-RETRY_FIRST_S = 2.0
-RETRY_MAX_S = 300.0
 
 
 def utcnow() -> str:
@@ -42,15 +41,21 @@ class Reconciler:
         self.metrics = metrics
         self.clock = clock
         self.cleanup_timeout_s = cleanup_timeout_s
-        self._locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+        self.requeues = Requeues(self._requeued)
+        # Per-resource locks, counted so that the map holds only resources being reconciled now.
+        self._locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
         self._locks_guard = threading.Lock()
-        self._failures: dict[tuple[str, str], int] = {}
+        self._last_failure: dict[tuple[str, str], str] = {}
 
     def requeue(self, namespace: str, name: str, delay_s: float) -> None:
         """Reconcile again after a delay, for waits no watch event will end (a stuck clean-up)."""
-        timer = threading.Timer(delay_s, self._requeued, args=(namespace, name))
-        timer.daemon = True
-        timer.start()
+        self.requeues.after((namespace, name), delay_s)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The resource is gone: drop what the operator keeps about it in memory."""
+        self.metrics.forget(namespace, name)
+        self.requeues.forget((namespace, name))
+        self._last_failure.pop((namespace, name), None)
 
     def _requeued(self, namespace: str, name: str) -> None:
         try:
@@ -58,46 +63,59 @@ class Reconciler:
         except Exception:  # a timer thread has nobody to raise to; the next event retries
             log.exception("requeued reconcile of %s/%s failed", namespace, name)
 
-    def _lock(self, namespace: str, name: str) -> threading.Lock:
+    @contextlib.contextmanager
+    def _locked(self, key: tuple[str, str]) -> Iterator[None]:
         with self._locks_guard:
-            return self._locks[(namespace, name)]
+            lock, users = self._locks.get(key) or (threading.Lock(), 0)
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._locks_guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
 
     def reconcile(self, namespace: str, name: str) -> None:
         started = time.monotonic()
         result = "ok"
         key = (namespace, name)
         try:
-            with self._lock(namespace, name):
+            with self._locked(key):
                 self._reconcile(namespace, name)
-            self._failures.pop(key, None)
+            self.requeues.succeeded(key)
+            self._last_failure.pop(key, None)
         except ApiException as e:
             # 409: the resource moved on while we planned; the event that moved it reconciles again.
             result = "conflict" if e.status == 409 else "error"
             if e.status != 409:
-                self._retry_later(key)
+                self.requeues.failed(key)
                 raise
         except Exception:
             result = "error"
-            self._retry_later(key)
+            self.requeues.failed(key)
             raise
         finally:
             self.metrics.reconciled(result, time.monotonic() - started)
 
-    def _retry_later(self, key: tuple[str, str]) -> None:
-        failures = self._failures[key] = self._failures.get(key, 0) + 1
-        self.requeue(*key, min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (failures - 1)))
-
     def _reconcile(self, namespace: str, name: str) -> None:
         body = self.kube.read(c.KIND, namespace, name)
         if body is None:
-            self.metrics.forget(namespace, name)
+            self.forget(namespace, name)
             return
         try:
             self._reconcile_body(body)
         except ApiException as e:
             if e.status != 409:
-                # Say why in the resource's events (a quota, a missing permission); the pass is retried.
-                self.post_event(body, "Warning", "ReconcileFailed", f"{e.status} {e.reason}: {_api_message(e)}")
+                # Say why in the resource's events (a quota, a missing permission), once per cause:
+                # every retry and watch event fails the same way until someone fixes it.
+                why = f"{e.status} {e.reason}: {_api_message(e)}"
+                if self._last_failure.get((namespace, name)) != why:
+                    self._last_failure[(namespace, name)] = why
+                    self.post_event(body, "Warning", "ReconcileFailed", why)
             raise
 
     def _reconcile_body(self, body: dict[str, Any]) -> None:
