@@ -1,10 +1,14 @@
 """Issue 10: ways a ModelDeployment got stuck, judged a stranger's Job, or lost versions, reproduced on
 the real control plane where the API server's answer decides the outcome."""
+import json
+
 from modelops_contracts.report import StageReport, encode
 
 from tests.integration.operator_fixtures import (
-    apply, events, finish_job, load_example, md_status, wait_phase,
+    apply, events, finish_job, load_example, md_status, objects, report, wait_md, wait_phase,
 )
+from tests.integration.test_operator import drive_to_ready
+from tests.support.kube import kubectl, kubectl_json, wait_for
 
 
 def auc_digits() -> dict:
@@ -26,3 +30,62 @@ def test_a_nan_metric_fails_the_version_instead_of_wedging_the_resource(operator
     assert (trained["status"], trained["reason"]) == ("False", "InvalidReport")
     assert "ReconcileFailed" not in [e["reason"] for e in events(namespace, "digits")]
     assert "NaN" not in str(md_status(namespace, "digits"))
+
+
+def test_a_recreated_resource_never_judges_the_jobs_its_predecessor_left(operator, namespace):
+    """Delete with --cascade=orphan and apply again: the old, finished training Job holds the name the
+    new resource's v1 Job needs. It used to be read as the new v1's result (straight to Compressing)."""
+    apply(namespace, load_example("digits-classifier"))
+    finish_job(namespace, "digits-train-v1-a1", message=report("train", "v1", {"accuracy": 0.95}))
+    wait_phase(namespace, "digits", "Compressing")
+    kubectl("delete", "md/digits", "-n", namespace, "--cascade=orphan", "--wait=true", "--timeout=30s")
+    old = kubectl_json("get", "job/digits-train-v1-a1", "-n", namespace)["metadata"]["uid"]
+    apply(namespace, load_example("digits-classifier"))
+    uid = kubectl_json("get", "md/digits", "-n", namespace)["metadata"]["uid"]
+
+    def new_job():
+        found = kubectl("get", "job/digits-train-v1-a1", "-n", namespace, "-o", "json", check=False)
+        job = json.loads(found.stdout) if found.returncode == 0 else None
+        return job and job["metadata"]["uid"] != old and job
+    job = wait_for(new_job, 60, "the stale Job to be replaced by the new resource's own")
+    assert [o["uid"] for o in job["metadata"]["ownerReferences"]] == [uid]
+    assert job["metadata"]["labels"]["modelops.io/owner-uid"] == uid
+    status = md_status(namespace, "digits")
+    assert status["phase"] == "Training" and status["history"][0]["outcome"] == "Training"
+    assert "Compressing" not in [e["reason"] for e in events(namespace, "digits")]
+    # Its own run goes on as usual (the old pods, matched by name, must not stand in for the new ones).
+    wait_for(lambda: not [p for p in objects(namespace, "pods") if p["metadata"]["labels"].get(
+        "batch.kubernetes.io/controller-uid") == old], 60, "the stale Job's pods to go")
+    drive_to_ready(namespace, "digits")
+
+
+def test_a_users_objects_with_our_names_are_never_taken_over_or_deleted(operator, namespace):
+    """A Service and a PodDisruptionBudget the user made, named as ours: forced apply used to take the
+    Service over, and a spec change deleted the PDB by name."""
+    user = {"app": "theirs"}
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "digits", "labels": user},
+         "spec": {"selector": user, "ports": [{"port": 1234}]}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "digits", "labels": user},
+         "spec": {"minAvailable": 1, "selector": {"matchLabels": user}}}]}))
+    md = load_example("digits-classifier")
+    md["spec"]["serving"]["replicas"] = 1                   # no PDB wanted: the user's is "unwanted"
+    apply(namespace, md)
+    finish_job(namespace, "digits-train-v1-a1", message=report("train", "v1", {"accuracy": 0.95}))
+    wait_phase(namespace, "digits", "Compressing")
+    finish_job(namespace, "digits-compress-v1", message=report("compress", "v1", {"accuracy": 0.95}))
+    status = wait_md(namespace, "digits", lambda s: any(
+        c["type"] == "Deployed" and c["reason"] == "NameConflict" for c in s.get("conditions", [])),
+        "a NameConflict condition")
+    deployed = next(c for c in status["conditions"] if c["type"] == "Deployed")
+    assert "Service digits exists and is not owned by this ModelDeployment" in deployed["message"]
+    md["spec"]["serving"]["batching"]["maxBatchSize"] = 64  # a serving change: unwanted objects are deleted
+    apply(namespace, md)
+    wait_for(lambda: md_status(namespace, "digits").get("observedGeneration") == 2, 30, "generation 2 observed")
+    svc = kubectl_json("get", "service/digits", "-n", namespace)
+    assert svc["spec"]["selector"] == user and not svc["metadata"].get("ownerReferences")
+    assert [p["port"] for p in svc["spec"]["ports"]] == [1234]
+    pdb = kubectl_json("get", "pdb/digits", "-n", namespace)
+    assert pdb["spec"]["selector"]["matchLabels"] == user
+    conflicts = [e for e in events(namespace, "digits") if e["reason"] == "NameConflict"]
+    assert len(conflicts) == 1, "a Warning on the change, not on every pass"

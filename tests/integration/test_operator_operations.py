@@ -122,7 +122,8 @@ def test_deleting_with_artifacts_runs_a_cleanup_job_then_releases(crd, namespace
         job = wait_for(lambda: [j for j in objects(namespace, "jobs") if "-cleanup-" in j["metadata"]["name"]],
                        30, "the cleanup Job")[0]
         command = job["spec"]["template"]["spec"]["containers"][0]["command"]
-        assert command[-1] == f"/mnt/pvc/models/{namespace}/linear"
+        uid = job["metadata"]["labels"]["modelops.io/owner-uid"]
+        assert command[-1] == f"/mnt/pvc/models/{namespace}/linear/{uid}"
         finish_job(namespace, job["metadata"]["name"])
         wait_for(lambda: kubectl("get", "md/linear", "-n", namespace, check=False).returncode != 0,
                  60, "the ModelDeployment to be gone")
@@ -144,6 +145,9 @@ def test_deletion_never_hangs_when_storage_does_not_answer(crd, namespace, stora
                  60, "the ModelDeployment to be gone despite the stuck cleanup")
         warnings = [e for e in objects(namespace, "events") if e.get("reason") == "ArtifactsNotDeleted"]
         assert warnings and "delete the files by hand" in warnings[0]["message"]
+        # Released, the clean-up must not go on: it could delete what a re-created resource writes.
+        wait_for(lambda: not [j for j in objects(namespace, "jobs") if "-cleanup-" in j["metadata"]["name"]],
+                 30, "the stuck cleanup Job to be stopped")
     finally:
         op.stop()
 

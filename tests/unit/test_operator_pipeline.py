@@ -206,3 +206,15 @@ def test_optional_serving_objects_are_deleted_only_after_a_spec_change():
     assert ("PodDisruptionBudget", "digits") in changed.delete
     again = step(md, p.Observed(deployment=rolled_out("v1")))
     assert again.delete == []
+
+
+def test_a_version_records_where_it_lives_and_older_versions_keep_their_place():
+    md = body(status={"modelVersion": "v1", "history": [{"version": "v1", "outcome": "Deployed",
+                                                         "servable": "tflite"}]})
+    plan = step(md, p.Observed(deployment=rolled_out("v1")))
+    assert md["status"]["pipeline"]["artifactPath"] == "ml/digits/0123456789abcdef/v2"
+    assert md["status"]["history"][0]["artifactPath"] == "ml/digits/0123456789abcdef/v2"
+    config = next(o for o in plan.apply if o["kind"] == "ConfigMap")["data"]["job.json"]
+    assert '"uid": "0123456789abcdef"' in config
+    deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
+    assert deploy["spec"]["template"]["spec"]["initContainers"][0]["args"][1] == "/mnt/pvc/models/ml/digits/v1"

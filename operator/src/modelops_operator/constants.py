@@ -14,6 +14,9 @@ LABEL_MODEL = f"{GROUP}/model-deployment"
 LABEL_VERSION = f"{GROUP}/model-version"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_STAGE = f"{GROUP}/stage"
+# Which resource (uid) and which spec (version hash) a child was made for: a name proves neither.
+LABEL_OWNER_UID = f"{GROUP}/owner-uid"
+LABEL_SPEC_HASH = f"{GROUP}/spec-hash"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "modelops"
 

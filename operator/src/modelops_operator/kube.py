@@ -116,13 +116,16 @@ class Kube:
         return self._call("PATCH", self._path(kind, namespace, name), body=patch,
                           content_type="application/json-patch+json")
 
-    def delete(self, kind: str, namespace: str, name: str) -> bool:
+    def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete by name; with `uid`, only that very object (409 from the precondition: it was replaced)."""
+        options: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
         try:
-            self._call("DELETE", self._path(kind, namespace, name),
-                       body={"propagationPolicy": "Background"})
+            self._call("DELETE", self._path(kind, namespace, name), body=options)
             return True
         except ApiException as e:
-            if e.status == 404:
+            if e.status == 404 or (uid and e.status == 409):
                 return False
             raise
 

@@ -17,7 +17,8 @@ from modelops_contracts.report import REASON_BY_EXIT_CODE, ReportError, StageRep
 from . import builders as b
 from . import constants as c
 from . import policy
-from .conditions import set_condition
+from .conditions import get_condition, set_condition
+from .ownership import FOREIGN, InTheWay
 from .spec import Spec
 
 
@@ -44,9 +45,11 @@ class DeploymentState:
 
 @dataclass
 class Observed:
-    training_job: JobState | None = None      # None: the Job does not exist
+    training_job: JobState | None = None      # None: the Job does not exist, or is not ours
     compression_job: JobState | None = None
     deployment: DeploymentState | None = None
+    # Objects holding the names of children this plan wants, and not ours (see ownership.py).
+    in_the_way: dict[tuple[str, str], InTheWay] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,7 +156,13 @@ def current_run(status: Mapping[str, Any], spec: Spec, now: str, owner: b.Owner)
     known += [version_number(h.get("version")) for h in status.get("history") or []]
     version = f"v{max(known) + 1}"
     return {"version": version, "attempt": 1, "stage": "train", "specHash": spec.version_hash,
-            "startedAt": now, "seed": b.attempt_seed(owner, version, 1)}, True
+            "startedAt": now, "seed": b.attempt_seed(owner, version, 1),
+            "artifactPath": b.artifact_path(owner, version)}, True
+
+
+def stored_under_uid(owner: b.Owner, entry: Mapping[str, Any]) -> str | None:
+    """The uid in a version's directory; None for a version started before versions lived under it."""
+    return owner.uid if entry.get("artifactPath") else None
 
 
 # --- the plan ------------------------------------------------------------------------------
@@ -192,7 +201,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                    message=f"the spec changed; superseded by {version}")
             for kind, name in _stage_objects(owner, old):
                 out.delete.append((kind, name))
-        record(version, outcome="Training", startedAt=now, attempts=1)
+        record(version, outcome="Training", startedAt=now, attempts=1, artifactPath=run["artifactPath"])
         event("Normal", "VersionStarted", f"{version}: training started (spec generation {generation})")
         condition("Trained", False, "Training", f"{version}: training attempt 1")
         condition("Evaluated", None, "Pending", f"{version}: waiting for training")
@@ -208,8 +217,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         if stage == "train":
             attempt = run["attempt"]
             job_name = b.training_job_name(owner, version, attempt)
-            cfg = b.build_job_config(spec, owner, "train", version, attempt)
-            out.apply.append(b.build_config_map(owner, job_name, cfg, "training"))
+            cfg = b.build_job_config(spec, owner, "train", version, attempt, stored_under_uid(owner, run))
+            out.apply.append(b.build_config_map(owner, job_name, cfg, "training", spec.version_hash))
             if spec.workers > 1:
                 out.apply.append(b.build_workers_service(owner, job_name, version))
             out.create_only.append(b.build_training_job(spec, owner, images, version, attempt))
@@ -246,8 +255,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             continue
         if stage == "compress":
             job_name = b.compression_job_name(owner, version)
-            cfg = b.build_job_config(spec, owner, "compress", version, 1)
-            out.apply.append(b.build_config_map(owner, job_name, cfg, "compression"))
+            cfg = b.build_job_config(spec, owner, "compress", version, 1, stored_under_uid(owner, run))
+            out.apply.append(b.build_config_map(owner, job_name, cfg, "compression", spec.version_hash))
             out.create_only.append(b.build_compression_job(spec, owner, images, version))
             job = compression_job
             if job is None or job.active:
@@ -288,7 +297,9 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                   + (", ".join(h["version"] for h in history if h.get("servable")) or "none"))
         event("Warning", "UnknownVersion", f"serving.modelVersion {spec.pinned_version} was never deployed")
     if target:
-        wanted, unwanted = b.build_serving_objects(spec, owner, images, target, servable)
+        stored = run if run["version"] == target else next((h for h in history if h.get("version") == target), {})
+        wanted, unwanted = b.build_serving_objects(spec, owner, images, target, servable,
+                                                   stored_under_uid(owner, stored))
         out.apply.extend(wanted)
         # An HPA or PDB becomes unwanted only through a spec change (seen by this pass, or made while
         # the operator was down): deleting on every pass would cost two requests each time for nothing.
@@ -317,6 +328,14 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         message = run.get("message", "")
         if served:
             message += f"; still serving {served}"
+
+    for way in _make_way(out, observed.in_the_way):
+        type_ = CONDITION_OF_COMPONENT.get(way.component, "Ready")
+        if (get_condition(conditions, type_) or {}).get("message") != way.message:
+            event("Warning", "NameConflict", way.message)
+        condition(type_, False, "NameConflict", way.message)
+        if phase != "Failed":
+            message = way.message
 
     ready_replicas = deployment.ready if deployment else 0
     desired = deployment.desired if deployment else 0
@@ -375,3 +394,29 @@ def _stage_objects(owner: b.Owner, run: Mapping[str, Any]) -> list[tuple[str, st
     """The Jobs of a superseded run, deleted so they stop using the cluster."""
     version, attempt = run["version"], run.get("attempt", 1)
     return [("Job", b.training_job_name(owner, version, attempt)), ("Job", b.compression_job_name(owner, version))]
+
+
+CONDITION_OF_COMPONENT = {"training": "Trained", "compression": "Compressed", "serving": "Deployed"}
+
+
+def _make_way(out: Plan, in_the_way: Mapping[tuple[str, str], InTheWay]) -> list[InTheWay]:
+    """Keep the plan off objects that are not ours; returns the foreign ones, which block it.
+
+    A stale Job (an earlier resource's, or another spec's) is deleted and made again once gone:
+    its report must never be judged. Other stale objects are taken over by the apply, unless
+    being deleted. A foreign object is never touched, and no Job starts beside a foreign object
+    of its component (the ConfigMap it would mount could be someone else's).
+    """
+    def way(obj: Mapping[str, Any]) -> InTheWay | None:
+        return in_the_way.get((obj["kind"], obj["metadata"]["name"]))
+
+    foreign = [w for w in in_the_way.values() if w.verdict == FOREIGN]
+    blocked = {w.component for w in foreign}
+    for job in out.create_only:
+        stale = way(job)
+        if stale and stale.verdict != FOREIGN and not stale.deleting:
+            out.delete.append((stale.kind, stale.name))
+    out.create_only = [o for o in out.create_only
+                       if way(o) is None and o["metadata"]["labels"].get("app.kubernetes.io/component") not in blocked]
+    out.apply = [o for o in out.apply if (w := way(o)) is None or (w.verdict != FOREIGN and not w.deleting)]
+    return foreign

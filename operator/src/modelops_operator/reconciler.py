@@ -21,7 +21,8 @@ from . import builders as b
 from . import constants as c
 from . import pipeline
 from .cleanup import finalizer_patch, plan_cleanup
-from .kube import ConflictError, Kube
+from .children import Children
+from .kube import Kube
 from .metrics import Metrics
 from .requeue import Requeues
 from .spec import Spec, SpecError, parse
@@ -136,20 +137,17 @@ class Reconciler:
             return
         self._set_finalizer(body, spec.delete_artifacts)
         run, _ = pipeline.current_run(body.get("status") or {}, spec, now, owner)
-        observed = self._observe(owner, run)
+        children = Children(self.kube, owner)
+        observed = self._observe(children, run)
         plan = pipeline.plan(body, spec, observed, self.images, now)
-        for kind, child in plan.delete:
-            self.kube.delete(kind, namespace, child)
-        for obj in plan.apply:
-            self.kube.apply(obj)
-        for obj in plan.create_only:
-            try:
-                self.kube.create_or_adopt(obj)
-            except ConflictError as e:
-                plan.events.append(("Warning", "NameConflict", str(e)))
+        observed.in_the_way = children.in_the_way(plan.apply + plan.create_only)
+        if observed.in_the_way:   # plan again, kept off names others hold
+            plan = pipeline.plan(body, spec, observed, self.images, now)
+        # Status first: a pass that loses the race to a newer spec (409) creates nothing, so no Job is
+        # made for a version status does not record, and the next pass never adopts one for another spec.
         if plan.status != (body.get("status") or {}):
             self.kube.replace_status(body, plan.status)
-        for kind, reason, message in plan.events:
+        for kind, reason, message in plan.events + children.carry_out(plan):
             self.post_event(body, kind, reason, message)
         self.metrics.observe_phase(namespace, name, plan.status.get("phase", "Pending"))
 
@@ -162,10 +160,14 @@ class Reconciler:
     def _finalize(self, body: dict[str, Any], spec: Spec, owner: b.Owner) -> None:
         meta = body["metadata"]
         name = b.cleanup_job_name(owner)
-        step = plan_cleanup(spec, owner, self.images, self._job(owner.namespace, name),
-                            _parse_time(meta["deletionTimestamp"]), _parse_time(utcnow()), self.cleanup_timeout_s)
+        children = Children(self.kube, owner)
+        step = plan_cleanup(spec, owner, self.images, children.job(name),
+                            _parse_time(meta["deletionTimestamp"]), _parse_time(utcnow()), self.cleanup_timeout_s,
+                            body.get("status"))
         if step.create_job:
             self.kube.create_or_adopt(step.create_job)
+        if step.stop_job:
+            children.delete("Job", name)
         if step.event:
             self.post_event(body, *step.event)
         if step.release:
@@ -173,24 +175,17 @@ class Reconciler:
         else:
             self.requeue(owner.namespace, owner.name, min(5.0, self.cleanup_timeout_s / 4))
 
-    def _observe(self, owner: b.Owner, run: Mapping[str, Any]) -> pipeline.Observed:
+    @staticmethod
+    def _observe(children: Children, run: Mapping[str, Any]) -> pipeline.Observed:
         observed = pipeline.Observed()
+        owner = children.owner
         if run["stage"] == "train":
-            observed.training_job = self._job(owner.namespace, b.training_job_name(owner, run["version"], run["attempt"]))
+            observed.training_job = children.job(b.training_job_name(owner, run["version"], run["attempt"]),
+                                                 run["specHash"])
         elif run["stage"] == "compress":
-            observed.compression_job = self._job(owner.namespace, b.compression_job_name(owner, run["version"]))
-        observed.deployment = pipeline.deployment_state(
-            self.kube.read("Deployment", owner.namespace, b.serving_name(owner)))
+            observed.compression_job = children.job(b.compression_job_name(owner, run["version"]), run["specHash"])
+        observed.deployment = children.deployment()
         return observed
-
-    def _job(self, namespace: str, name: str) -> pipeline.JobState | None:
-        job = self.kube.read("Job", namespace, name)
-        if job is None:
-            return None
-        state = pipeline.job_state(job, [])
-        if state.active:   # the pods' termination messages matter only once the Job has finished
-            return state
-        return pipeline.job_state(job, self.kube.list("Pod", namespace, f"batch.kubernetes.io/job-name={name}"))
 
     def _write_invalid(self, body: Mapping[str, Any], message: str, now: str) -> None:
         status = dict(body.get("status") or {})
