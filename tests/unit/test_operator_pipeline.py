@@ -218,3 +218,17 @@ def test_a_version_records_where_it_lives_and_older_versions_keep_their_place():
     assert '"uid": "0123456789abcdef"' in config
     deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
     assert deploy["spec"]["template"]["spec"]["initContainers"][0]["args"][1] == "/mnt/pvc/models/ml/digits/v1"
+
+
+def test_the_served_entry_never_falls_out_of_the_history():
+    """v1 serves uncompressed (its int8 model failed the check); 20 newer versions failed since."""
+    history = [{"version": f"v{n}", "outcome": "Failed"} for n in range(21, 1, -1)]
+    history.append({"version": "v1", "outcome": "Deployed", "servable": "savedModel"})
+    md = body(status={"modelVersion": "v1", "history": history,
+                      "pipeline": {"version": "v21", "stage": "failed", "specHash": "old", "attempt": 1}})
+    plan = step(md, p.Observed(deployment=rolled_out("v1")))
+    assert len(md["status"]["history"]) == 20 and md["status"]["latestVersion"] == "v22"
+    assert md["status"]["history"][-1] == {"version": "v1", "outcome": "Deployed", "servable": "savedModel"}
+    deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
+    env = {e["name"]: e["value"] for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELOPS_SERVABLE"] == "savedModel"

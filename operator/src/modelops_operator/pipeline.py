@@ -190,7 +190,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             entry = {"version": version}
             history.insert(0, entry)
         entry.update({k: v for k, v in fields.items() if v is not None})
-        history = history[:c.HISTORY_LIMIT]
+        history = trim_history(history, {status.get("modelVersion"), spec.pinned_version}, c.HISTORY_LIMIT)
 
     run, is_new = current_run(status, spec, now, owner)
     version = run["version"]
@@ -364,6 +364,18 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         event("Normal" if phase != "Failed" else "Warning", f"Phase{phase}", message or phase)
     out.status = status
     return out
+
+
+def trim_history(history: list[dict[str, Any]], keep: set[str | None], limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` entries, never dropping a kept one (the served or pinned version).
+
+    The served version's entry says which servable it runs (an uncompressed fallback): without
+    it the next rendering would default to tflite and re-roll a version that failed its check.
+    """
+    kept = [h for h in history if h.get("version") in keep]
+    others = [h for h in history if h.get("version") not in keep][:max(0, limit - len(kept))]
+    chosen = {id(h) for h in kept + others}
+    return [h for h in history if id(h) in chosen]
 
 
 def _fail(run: dict, decision: policy.Fail, version: str, record, event, now: str,
