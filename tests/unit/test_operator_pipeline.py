@@ -232,3 +232,39 @@ def test_the_served_entry_never_falls_out_of_the_history():
     deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
     env = {e["name"]: e["value"] for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MODELOPS_SERVABLE"] == "savedModel"
+
+
+def pinned_v1_while_v2_passes():
+    md = body()
+    step(md, p.Observed(training_job=finished("train", accuracy=0.95)))
+    step(md, p.Observed(compression_job=finished("compress", accuracy=0.95)))
+    step(md, p.Observed(deployment=rolled_out("v1")))
+    md["spec"]["serving"]["modelVersion"] = "v1"
+    md["spec"]["training"]["hyperparameters"]["epochs"] = 20
+    md["metadata"]["generation"] = 2
+    step(md, p.Observed(deployment=rolled_out("v1")))
+    step(md, p.Observed(training_job=finished("train", accuracy=0.96), deployment=rolled_out("v1")))
+    step(md, p.Observed(compression_job=finished("compress", accuracy=0.96), deployment=rolled_out("v1")))
+    return md
+
+
+def test_a_pin_holding_a_passed_version_says_so_and_the_new_version_can_be_pinned():
+    md = pinned_v1_while_v2_passes()
+    status = step(md, p.Observed(deployment=rolled_out("v1"))).status
+    assert status["phase"] == "Ready" and status["modelVersion"] == "v1"
+    assert "pinned by serving.modelVersion; v2 passed" in status["message"]
+    assert next(h for h in status["history"] if h["version"] == "v2")["servable"] == "tflite"
+    md["spec"]["serving"]["modelVersion"] = "v2"
+    md["metadata"]["generation"] = 3
+    plan = step(md, p.Observed(deployment=rolled_out("v1")))
+    deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
+    assert deploy["spec"]["template"]["metadata"]["labels"]["modelops.io/model-version"] == "v2"
+    assert md["status"]["phase"] == "Deploying"
+
+
+def test_an_unknown_pinned_version_warns_once_not_on_every_pass():
+    md = body()
+    md["spec"]["serving"]["modelVersion"] = "v7"
+    warned = [e for _ in range(3) for e in step(md).events if e[1] == "UnknownVersion"]
+    assert len(warned) == 1
+    assert get_condition(md["status"]["conditions"], "Ready")["reason"] == "UnknownVersion"

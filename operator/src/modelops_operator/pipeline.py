@@ -278,7 +278,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                             metrics[f"compression{key[0].upper()}{key[1:]}"] = float(job.report.compression[key])
                 run.update(stage="serve", metrics=metrics, servable=decision.servable)
                 condition("Compressed", decision.servable == "tflite", decision.reason, f"{version}: {decision.message}")
-                record(version, outcome="Deploying", metrics=metrics)
+                # Recorded now, not on deployment: a pin can hold the rollout, and the version must be pinnable.
+                record(version, outcome="Deploying", metrics=metrics, servable=decision.servable)
                 event("Normal" if decision.servable == "tflite" else "Warning", decision.reason,
                       f"{version}: {decision.message}")
                 continue
@@ -292,10 +293,11 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
     target, servable = _serving_target(spec, run, history, served)
     deployment = observed.deployment
     if spec.pinned_version and target is None:
-        condition("Ready", False, "UnknownVersion",
-                  f"serving.modelVersion {spec.pinned_version} was never deployed; known: "
-                  + (", ".join(h["version"] for h in history if h.get("servable")) or "none"))
-        event("Warning", "UnknownVersion", f"serving.modelVersion {spec.pinned_version} was never deployed")
+        unknown = (f"serving.modelVersion {spec.pinned_version} was never deployed; known: "
+                   + (", ".join(h["version"] for h in history if h.get("servable")) or "none"))
+        if (get_condition(conditions, "Ready") or {}).get("message") != unknown:   # on change, not every pass
+            event("Warning", "UnknownVersion", f"serving.modelVersion {spec.pinned_version} was never deployed")
+        condition("Ready", False, "UnknownVersion", unknown)
     if target:
         stored = run if run["version"] == target else next((h for h in history if h.get("version") == target), {})
         wanted, unwanted = b.build_serving_objects(spec, owner, images, target, servable,
@@ -322,7 +324,10 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             if run["stage"] in ("serve", "done") or spec.pinned_version:
                 phase, message = "Deploying", f"rolling out {target}"
     if run["stage"] == "done" and phase == "Pending":
-        phase, message = "Ready", f"{version} is serving"
+        phase, message = "Ready", f"{served or version} is serving"
+    if run["stage"] == "serve" and target and target != version and phase == "Pending":
+        phase, message = "Ready", (f"{served or target} is serving, pinned by serving.modelVersion; {version} passed "
+                                   "and rolls out once the pin is removed or set to it")
     if run["stage"] == "failed":
         phase = "Failed"
         message = run.get("message", "")
