@@ -150,7 +150,8 @@ def current_run(status: Mapping[str, Any], spec: Spec, now: str, owner: b.Owner)
     Returns (run, is_new).
     """
     run = copy.deepcopy(status.get("pipeline") or {})
-    if run.get("specHash") == spec.version_hash and run.get("version"):
+    if run.get("specHash") in (spec.version_hash, spec.legacy_version_hash) and run.get("version"):
+        run["specHash"] = spec.version_hash   # a run recorded under the legacy hash carries on
         return run, False
     known = [version_number(status.get("latestVersion")), version_number(run.get("version"))]
     known += [version_number(h.get("version")) for h in status.get("history") or []]
