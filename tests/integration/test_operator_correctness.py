@@ -89,3 +89,23 @@ def test_a_users_objects_with_our_names_are_never_taken_over_or_deleted(operator
     assert pdb["spec"]["selector"]["matchLabels"] == user
     conflicts = [e for e in events(namespace, "digits") if e["reason"] == "NameConflict"]
     assert len(conflicts) == 1, "a Warning on the change, not on every pass"
+
+
+def test_turning_on_autoscaling_keeps_the_replicas_until_the_hpa_decides(operator, namespace):
+    """Applying without spec.replicas used to reset the Deployment to 1 before the HPA took over."""
+    md = load_example("digits-classifier")
+    md["spec"]["serving"]["replicas"] = 3
+    apply(namespace, md)
+    drive_to_ready(namespace, "digits")
+    wait_for(lambda: md_status(namespace, "digits").get("readyReplicas") == 3, 60, "3 ready replicas")
+    del md["spec"]["serving"]["replicas"]
+    md["spec"]["serving"]["autoscaling"] = {"minReplicas": 2, "maxReplicas": 6}
+    apply(namespace, md)
+    wait_for(lambda: (kubectl_json("get", "hpa/digits", "-n", namespace).get("status") or {}).get("currentReplicas"),
+             90, "the HPA to observe the Deployment", ignoring=(Exception,))
+    deploy = kubectl_json("get", "deployment/digits", "-n", namespace)
+    assert deploy["spec"]["replicas"] == 3
+    managers = {m["manager"] for m in deploy["metadata"]["managedFields"] if "f:replicas" in json.dumps(m)}
+    assert "modelops-operator" not in managers
+    scaled = [e["message"] for e in objects(namespace, "events") if e.get("reason") == "ScalingReplicaSet"]
+    assert not [m for m in scaled if m.endswith("to 1") or " to 1 " in m], scaled

@@ -268,3 +268,21 @@ def test_an_unknown_pinned_version_warns_once_not_on_every_pass():
     warned = [e for _ in range(3) for e in step(md).events if e[1] == "UnknownVersion"]
     assert len(warned) == 1
     assert get_condition(md["status"]["conditions"], "Ready")["reason"] == "UnknownVersion"
+
+
+def test_turning_on_autoscaling_hands_the_replica_count_over_before_letting_go():
+    md = body()
+    md["spec"]["serving"].pop("replicas", None)
+    md["spec"]["serving"]["autoscaling"] = {"minReplicas": 2, "maxReplicas": 6}
+    md["status"] = {"modelVersion": "v1", "history": [{"version": "v1", "servable": "tflite"}]}
+    ours = p.deployment_state({"metadata": {"generation": 1, "managedFields": [
+        {"manager": "modelops-operator", "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]},
+        "spec": {"replicas": 3, "template": {"metadata": {"labels": {"modelops.io/model-version": "v1"}}}},
+        "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3,
+                   "availableReplicas": 3}})
+    plan = step(md, p.Observed(deployment=ours))
+    assert plan.handover == [{"apiVersion": "apps/v1", "kind": "Deployment",
+                              "metadata": {"name": "digits", "namespace": "ml"}, "spec": {"replicas": 3}}]
+    assert "replicas" not in next(o for o in plan.apply if o["kind"] == "Deployment")["spec"]
+    let_go = p.DeploymentState(**{**ours.__dict__, "replicas_applied_by_us": False})
+    assert step(md, p.Observed(deployment=let_go)).handover == []

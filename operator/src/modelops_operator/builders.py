@@ -341,6 +341,13 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
             "metadata": metadata(owner, serving_name(owner), "serving"), "spec": deployment_spec}
 
 
+def build_replicas_handover(owner: Owner, replicas: int) -> dict[str, Any]:
+    """The Deployment's current replica count alone, applied by another manager before autoscaling
+    takes over (Kubernetes' documented migration of a Deployment to an HPA with server-side apply)."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": serving_name(owner), "namespace": owner.namespace}, "spec": {"replicas": replicas}}
+
+
 def build_serving_service(owner: Owner) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(owner, serving_name(owner), "serving"),
             "spec": {"selector": serving_selector(owner),

@@ -10,6 +10,7 @@ import logging
 from typing import Any, Iterable, Mapping
 
 from . import builders as b
+from . import constants as c
 from . import pipeline
 from .kube import ConflictError, Kube
 from .ownership import FOREIGN, OURS, InTheWay, in_the_way, verdict
@@ -59,6 +60,8 @@ class Children:
         events = []
         for kind, name in plan.delete:
             self.delete(kind, name)
+        for obj in plan.handover:
+            self.kube.apply(obj, c.HANDOVER_MANAGER)
         for obj in plan.apply:
             self.kube.apply(obj)
         for obj in plan.create_only:

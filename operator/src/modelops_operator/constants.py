@@ -6,6 +6,8 @@ KIND = "ModelDeployment"
 PLURAL = "modeldeployments"
 
 FIELD_MANAGER = "modelops-operator"
+# Holds spec.replicas of a serving Deployment between the operator letting go and the HPA scaling it.
+HANDOVER_MANAGER = "modelops-handover"
 # kopf's own bookkeeping lives in annotations under this prefix, so status holds only documented fields.
 ANNOTATION_PREFIX = GROUP
 FINALIZER = f"{GROUP}/artifacts"

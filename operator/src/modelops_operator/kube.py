@@ -86,11 +86,11 @@ class Kube:
         result = self._call("GET", self._path(kind, namespace), query=[("labelSelector", label_selector)])
         return result.get("items") or []
 
-    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def apply(self, obj: Mapping[str, Any], manager: str = c.FIELD_MANAGER) -> dict[str, Any]:
         """Server-side apply: creates, adopts or updates the fields this operator manages."""
         meta = obj["metadata"]
         return self._call("PATCH", self._path(obj["kind"], meta["namespace"], meta["name"]), body=obj,
-                          query=[("fieldManager", c.FIELD_MANAGER), ("force", "true")],
+                          query=[("fieldManager", manager), ("force", "true")],
                           content_type="application/apply-patch+yaml")
 
     def create_or_adopt(self, obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -41,6 +41,7 @@ class DeploymentState:
     ready: int
     updated: int
     rolled_out: bool
+    replicas_applied_by_us: bool = False   # spec.replicas is in this operator's applied configuration
 
 
 @dataclass
@@ -56,6 +57,8 @@ class Observed:
 class Plan:
     apply: list[dict[str, Any]] = field(default_factory=list)          # create-or-adopt / server-side apply
     create_only: list[dict[str, Any]] = field(default_factory=list)    # immutable objects: create, or adopt as is
+    # Applied first, by c.HANDOVER_MANAGER: keeps a field's value while this operator lets go of it.
+    handover: list[dict[str, Any]] = field(default_factory=list)
     delete: list[tuple[str, str]] = field(default_factory=list)        # (kind, name)
     status: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)   # (type, reason, message)
@@ -133,8 +136,11 @@ def deployment_state(deployment: Mapping[str, Any] | None) -> DeploymentState | 
     ready = status.get("readyReplicas", 0)
     available = status.get("availableReplicas", 0)
     rolled_out = generation_seen and updated >= desired and replicas <= updated and available >= min(desired, 1)
+    ours = any(m.get("manager") == c.FIELD_MANAGER and m.get("operation") == "Apply"
+               and "f:replicas" in ((m.get("fieldsV1") or {}).get("f:spec") or {})
+               for m in (deployment.get("metadata") or {}).get("managedFields") or [])
     return DeploymentState(version=labels.get(c.LABEL_VERSION), desired=desired, replicas=replicas, ready=ready,
-                           updated=updated, rolled_out=rolled_out)
+                           updated=updated, rolled_out=rolled_out, replicas_applied_by_us=ours)
 
 
 # --- the run: which version and attempt the pipeline is on ----------------------------------
@@ -304,6 +310,10 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         wanted, unwanted = b.build_serving_objects(spec, owner, images, target, servable,
                                                    stored_under_uid(owner, stored))
         out.apply.extend(wanted)
+        if spec.autoscaling and deployment is not None and deployment.replicas_applied_by_us:
+            # Applying without spec.replicas would drop it to the default of 1 before the HPA acts:
+            # the documented hand-over keeps the current count under another manager first.
+            out.handover.append(b.build_replicas_handover(owner, deployment.desired))
         # An HPA or PDB becomes unwanted only through a spec change (seen by this pass, or made while
         # the operator was down): deleting on every pass would cost two requests each time for nothing.
         if generation != (body.get("status") or {}).get("observedGeneration"):
