@@ -5,9 +5,10 @@ from modelops_operator import builders as b
 from modelops_operator import pipeline
 from modelops_operator.ownership import FOREIGN, OURS, STALE, in_the_way, verdict
 from modelops_operator.spec import parse
-from operator_samples import example
+from operator_samples import body as sample_body, example
 
 OWNER = b.Owner(namespace="ml", name="digits", uid="uid-new")
+OWNER_OF_BODY = b.Owner(namespace="ml", name="digits", uid="0123456789abcdef")
 
 
 def obj(refs=(), **labels):
@@ -61,3 +62,20 @@ def test_a_plan_replaces_a_stale_job_and_keeps_off_a_foreign_service():
     assert out.apply == []
     assert [w.message for w in foreign] == [
         "Service digits exists and is not owned by this ModelDeployment (it has no owner): rename or delete it"]
+
+
+def test_a_name_conflict_warns_once_while_the_condition_holds():
+    md = sample_body()
+    svc = {"kind": "Service", "metadata": {"name": "digits", "uid": "s"}}
+    status = {"modelVersion": "v1", "history": [{"version": "v1", "servable": "tflite"}]}
+    md["status"] = status
+    warned = []
+    for _ in range(3):
+        spec = parse(md["spec"])
+        ways = {("Service", "digits"): in_the_way(b.build_serving_service(OWNER_OF_BODY), svc, "0123456789abcdef",
+                                                  "digits")}
+        state = pipeline.DeploymentState(version="v1", desired=2, replicas=2, ready=2, updated=2, rolled_out=True)
+        plan = pipeline.plan(md, spec, pipeline.Observed(deployment=state, in_the_way=ways), b.Images(), "now")
+        md["status"] = plan.status
+        warned += [e for e in plan.events if e[1] == "NameConflict"]
+    assert len(warned) == 1

@@ -180,6 +180,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
     generation = meta.get("generation", 1)
     out = Plan()
     conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
+    before = list(conditions)   # as the last pass left them: Warnings are posted on change only
 
     def condition(type_: str, ok: bool | None, reason: str, message: str) -> None:
         nonlocal conditions
@@ -302,7 +303,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
     if spec.pinned_version and target is None:
         unknown = (f"serving.modelVersion {spec.pinned_version} was never deployed; known: "
                    + (", ".join(h["version"] for h in history if h.get("servable")) or "none"))
-        if (get_condition(conditions, "Ready") or {}).get("message") != unknown:   # on change, not every pass
+        if (get_condition(before, "Ready") or {}).get("message") != unknown:   # on change, not every pass
             event("Warning", "UnknownVersion", f"serving.modelVersion {spec.pinned_version} was never deployed")
         condition("Ready", False, "UnknownVersion", unknown)
     if target:
@@ -347,7 +348,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
 
     for way in _make_way(out, observed.in_the_way):
         type_ = CONDITION_OF_COMPONENT.get(way.component, "Ready")
-        if (get_condition(conditions, type_) or {}).get("message") != way.message:
+        if (get_condition(before, type_) or {}).get("message") != way.message:
             event("Warning", "NameConflict", way.message)
         condition(type_, False, "NameConflict", way.message)
         if phase != "Failed":
