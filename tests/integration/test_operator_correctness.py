@@ -109,3 +109,21 @@ def test_turning_on_autoscaling_keeps_the_replicas_until_the_hpa_decides(operato
     assert "modelops-operator" not in managers
     scaled = [e["message"] for e in objects(namespace, "events") if e.get("reason") == "ScalingReplicaSet"]
     assert not [m for m in scaled if m.endswith("to 1") or " to 1 " in m], scaled
+
+
+def test_a_stale_guarded_finalizer_patch_is_a_conflict_not_an_error(crd, namespace):
+    """The API server answers a failed JSON-patch `test` with 422; the reconciler retries 409s quietly."""
+    from kubernetes.client.exceptions import ApiException
+    from modelops_operator.cleanup import finalizer_patch
+    from modelops_operator.kube import Kube
+    apply(namespace, load_example("digits-classifier"))
+    meta = kubectl_json("get", "md/digits", "-n", namespace)["metadata"]
+    kubectl("annotate", "md/digits", "-n", namespace, "moved=on")          # the resource moves on
+    kube = Kube.connect()
+    try:
+        kube.json_patch("ModelDeployment", namespace, "digits", finalizer_patch(meta, "modelops.io/artifacts", True))
+    except ApiException as e:
+        assert e.status == 409, (e.status, e.reason)
+    else:
+        raise AssertionError("a patch guarded by a stale resourceVersion went through")
+    assert not kubectl_json("get", "md/digits", "-n", namespace)["metadata"].get("finalizers")

@@ -286,3 +286,24 @@ def test_turning_on_autoscaling_hands_the_replica_count_over_before_letting_go()
     assert "replicas" not in next(o for o in plan.apply if o["kind"] == "Deployment")["spec"]
     let_go = p.DeploymentState(**{**ours.__dict__, "replicas_applied_by_us": False})
     assert step(md, p.Observed(deployment=let_go)).handover == []
+
+
+def test_a_succeeded_job_whose_report_is_gone_retrains_instead_of_waiting_forever():
+    md = body()
+    step(md)
+    complete = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    step(md, p.Observed(training_job=p.job_state(complete, [])))
+    assert md["status"]["phase"] == "Retraining" and md["status"]["attempts"] == 2
+    assert get_condition(md["status"]["conditions"], "Evaluated")["reason"] == "ReportMissing"
+
+
+def test_a_succeeded_job_with_an_invalid_report_fails_with_the_field():
+    md = body()
+    step(md)
+    text = encode(StageReport(stage="train", succeeded=True, version="v1", metrics={"accuracy": 0.123456}))
+    pod = {"metadata": {"name": "digits-train-v1-a1-x", "creationTimestamp": NOW},
+           "status": {"phase": "Succeeded", "containerStatuses": [{"state": {"terminated": {
+               "exitCode": 0, "message": text.replace("0.123456", "NaN")}}}]}}
+    complete = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    step(md, p.Observed(training_job=p.job_state(complete, [pod])))
+    assert md["status"]["phase"] == "Failed" and "metrics.accuracy: nan is not a finite number" in md["status"]["message"]

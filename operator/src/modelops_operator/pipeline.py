@@ -93,6 +93,9 @@ def job_state(job: Mapping[str, Any] | None, pods: list[Mapping[str, Any]]) -> J
             if report is None and text:
                 message += f": {text[-1][:300]}"
         break
+    if succeeded and report is None and reason is None:
+        # No pod left to read (deleted, garbage-collected): waiting would never end; another attempt can.
+        reason, message = "ReportMissing", "the Job succeeded but none of its pods is left with a stage report"
     if failed and reason is None:
         job_condition = conditions["Failed"]
         reason = job_condition.get("reason") or "JobFailed"

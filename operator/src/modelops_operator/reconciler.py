@@ -8,7 +8,6 @@ refusal that failed it (a quota, a missing permission) may be fixed without touc
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import contextlib
 import threading
@@ -22,7 +21,7 @@ from . import constants as c
 from . import pipeline
 from .cleanup import finalizer_patch, plan_cleanup
 from .children import Children
-from .kube import Kube
+from .kube import Kube, api_message
 from .metrics import Metrics
 from .requeue import Requeues
 from .spec import Spec, SpecError, parse
@@ -113,7 +112,7 @@ class Reconciler:
             if e.status != 409:
                 # Say why in the resource's events (a quota, a missing permission), once per cause:
                 # every retry and watch event fails the same way until someone fixes it.
-                why = f"{e.status} {e.reason}: {_api_message(e)}"
+                why = f"{e.status} {e.reason}: {api_message(e)}"
                 if self._last_failure.get((namespace, name)) != why:
                     self._last_failure[(namespace, name)] = why
                     self.post_event(body, "Warning", "ReconcileFailed", why)
@@ -212,13 +211,6 @@ class Reconciler:
             self.kube.create_event(meta["namespace"], event)
         except ApiException as e:  # an event is worth a log line, never a failed reconcile
             log.warning("could not post event %s for %s/%s: %s", reason, meta["namespace"], meta["name"], e.reason)
-
-
-def _api_message(error: ApiException) -> str:
-    try:
-        return json.loads(error.body).get("message", "")[:500]
-    except (TypeError, ValueError):
-        return ""
 
 
 def _parse_time(ts: str) -> dt.datetime:
