@@ -101,6 +101,9 @@ def test_a_refused_pass_says_why_and_is_retried_until_the_cause_is_fixed(crd, na
         refusal = wait_for(lambda: [e for e in objects(namespace, "events") if e.get("reason") == "ReconcileFailed"],
                            60, "a ReconcileFailed event")[0]
         assert refusal["type"] == "Warning" and "403" in refusal["message"] and "jobs.batch" in refusal["message"]
+        # Retried (one timer per resource, however many passes fail), but one Warning per cause.
+        wait_for(lambda: op.log.read_text().count("requeued reconcile of") >= 2, 60, "two retries")
+        assert len([e for e in objects(namespace, "events") if e.get("reason") == "ReconcileFailed"]) == 1
         # Fix the cause, not the resource: no event on the ModelDeployment will announce it.
         kubectl("apply", "-f", "-", input=json.dumps({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
