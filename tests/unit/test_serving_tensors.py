@@ -44,6 +44,7 @@ def test_instances_may_name_their_features():
     ({"instances": [[1, None, 3]]}, "wrong dtype"),
     ({"instances": [[1, 2, 1e39]]}, "NaN or Inf"),
     ({"instances": [[1, 2, 3]] * 5}, "too many instances"),
+    ({"instances": [[1, 2, 3]] * 5 + [[1]]}, "too many instances"),   # counted before any array is built
     ({"instances": [{"a": 1, "b": 2}]}, "missing features ['c']"),
     ({"inputs": {"pixels": [[1, 2, 3]]}}, "one input named 'features'"),
     ({"instances": "rows"}, "list of rows"),
