@@ -103,7 +103,7 @@ def test_turning_on_autoscaling_keeps_the_replicas_until_the_hpa_decides(operato
     apply(namespace, md)
     wait_for(lambda: (kubectl_json("get", "hpa/digits", "-n", namespace).get("status") or {}).get("currentReplicas"),
              90, "the HPA to observe the Deployment", ignoring=(Exception,))
-    deploy = kubectl_json("get", "deployment/digits", "-n", namespace)
+    deploy = kubectl_json("get", "deployment/digits", "-n", namespace, "--show-managed-fields")
     assert deploy["spec"]["replicas"] == 3
     managers = {m["manager"] for m in deploy["metadata"]["managedFields"] if "f:replicas" in json.dumps(m)}
     assert "modelops-operator" not in managers
