@@ -8,7 +8,7 @@ from tests.integration.operator_fixtures import (
     apply, events, finish_job, load_example, md_status, objects, report, wait_md, wait_phase,
 )
 from tests.integration.test_operator import drive_to_ready
-from tests.support.kube import kubectl, kubectl_json, wait_for
+from tests.support.kube import api_client, kubectl, kubectl_json, wait_for
 
 
 def auc_digits() -> dict:
@@ -119,11 +119,12 @@ def test_a_stale_guarded_finalizer_patch_is_a_conflict_not_an_error(crd, namespa
     apply(namespace, load_example("digits-classifier"))
     meta = kubectl_json("get", "md/digits", "-n", namespace)["metadata"]
     kubectl("annotate", "md/digits", "-n", namespace, "moved=on")          # the resource moves on
-    kube = Kube.connect()
-    try:
-        kube.json_patch("ModelDeployment", namespace, "digits", finalizer_patch(meta, "modelops.io/artifacts", True))
-    except ApiException as e:
-        assert e.status == 409, (e.status, e.reason)
-    else:
-        raise AssertionError("a patch guarded by a stale resourceVersion went through")
+    with api_client() as api:
+        try:
+            Kube(api).json_patch("ModelDeployment", namespace, "digits",
+                                 finalizer_patch(meta, "modelops.io/artifacts", True))
+        except ApiException as e:
+            assert e.status == 409, (e.status, e.reason)
+        else:
+            raise AssertionError("a patch guarded by a stale resourceVersion went through")
     assert not kubectl_json("get", "md/digits", "-n", namespace)["metadata"].get("finalizers")
