@@ -128,3 +128,49 @@ def test_a_stale_guarded_finalizer_patch_is_a_conflict_not_an_error(crd, namespa
         else:
             raise AssertionError("a patch guarded by a stale resourceVersion went through")
     assert not kubectl_json("get", "md/digits", "-n", namespace)["metadata"].get("finalizers")
+
+
+def pause_status_writes(namespace: str) -> str:
+    """A ValidatingAdmissionPolicy refusing every status write in the namespace, as a lost race would."""
+    name = f"pause-status-{namespace}"
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": name},
+         "spec": {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": [
+             {"apiGroups": ["modelops.io"], "apiVersions": ["*"], "operations": ["UPDATE"],
+              "resources": ["modeldeployments/status"]}]},
+             "validations": [{"expression": "false", "message": "status writes are paused"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": name},
+         "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": {
+             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}}}]}))
+    probe = ["patch", "md/digits", "-n", namespace, "--subresource=status", "--type=merge",
+             "-p", json.dumps({"status": {"message": "probe"}})]
+    wait_for(lambda: kubectl(*probe, check=False).returncode != 0, 30, "the policy to refuse status writes")
+    return name
+
+
+def test_no_job_is_made_for_a_version_status_does_not_record(operator, namespace):
+    """Children used to be made before status: a pass whose status write failed left a v2 Job for spec A,
+    and the next pass (spec B, still v2) adopted it, rewriting its config under the running Job."""
+    md = load_example("digits-classifier")
+    apply(namespace, md)
+    wait_phase(namespace, "digits", "Training")
+    policy = pause_status_writes(namespace)
+    try:
+        md["spec"]["training"]["hyperparameters"]["epochs"] = 20            # spec A: would be v2
+        apply(namespace, md)
+        wait_for(lambda: [e for e in events(namespace, "digits") if e["reason"] == "ReconcileFailed"
+                          and "status writes are paused" in e["message"]], 60, "the refused status write")
+        assert "digits-train-v2-a1" not in [j["metadata"]["name"] for j in objects(namespace, "jobs")]
+        md["spec"]["training"]["hyperparameters"]["epochs"] = 30            # spec B, before A was recorded
+        apply(namespace, md)
+    finally:
+        kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy, check=False)
+    job = wait_for(lambda: kubectl_json("get", "job/digits-train-v2-a1", "-n", namespace), 90, "the v2 Job",
+                   ignoring=(Exception,))
+    config = json.loads(kubectl_json("get", "configmap/digits-train-v2-a1-config", "-n", namespace)["data"]["job.json"])
+    assert config["training"]["epochs"] == 30
+    status = md_status(namespace, "digits")
+    assert status["latestVersion"] == "v2" and job["metadata"]["labels"]["modelops.io/spec-hash"] == \
+        status["pipeline"]["specHash"]
