@@ -307,3 +307,22 @@ def test_a_succeeded_job_with_an_invalid_report_fails_with_the_field():
     complete = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
     step(md, p.Observed(training_job=p.job_state(complete, [pod])))
     assert md["status"]["phase"] == "Failed" and "metrics.accuracy: nan is not a finite number" in md["status"]["message"]
+
+
+def test_a_new_version_removes_what_the_version_before_last_left_and_a_superseded_run_everything():
+    md = body(status={"modelVersion": "v2", "latestVersion": "v2",
+                      "history": [{"version": "v2", "outcome": "Deployed", "attempts": 1, "servable": "tflite"},
+                                  {"version": "v1", "outcome": "Superseded", "attempts": 2}],
+                      "pipeline": {"version": "v2", "stage": "done", "attempt": 1, "specHash": "old"}})
+    plan = step(md, p.Observed(deployment=rolled_out("v2")))
+    assert md["status"]["latestVersion"] == "v3"
+    assert sorted(d for d in plan.delete if d[0] != "HorizontalPodAutoscaler") == sorted(
+        [("Job", "digits-train-v1-a1"), ("Job", "digits-train-v1-a2"), ("Job", "digits-compress-v1"),
+         ("ConfigMap", "digits-train-v1-a1-config"), ("ConfigMap", "digits-train-v1-a2-config"),
+         ("ConfigMap", "digits-compress-v1-config"),
+         ("Service", "digits-train-v1-a1-workers"), ("Service", "digits-train-v1-a2-workers")])
+    md["spec"]["training"]["hyperparameters"]["epochs"] = 33          # v3 is superseded mid-training
+    md["metadata"]["generation"] = 2
+    plan = step(md, p.Observed(deployment=rolled_out("v2")))
+    assert ("ConfigMap", "digits-train-v3-a1-config") in plan.delete and ("Job", "digits-train-v3-a1") in plan.delete
+    assert not [d for d in plan.delete if "-v2" in d[1]], "one finished version is kept"

@@ -210,8 +210,12 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         if old.get("version") and old.get("stage") not in ("done", "failed"):
             record(old["version"], outcome="Superseded", finishedAt=now,
                    message=f"the spec changed; superseded by {version}")
-            for kind, name in _stage_objects(owner, old):
-                out.delete.append((kind, name))
+            out.delete.extend(_stage_objects(owner, old["version"], old.get("attempt", 1)))
+        # Finished versions' Jobs, ConfigMaps and worker Services are kept one version back, for
+        # `kubectl logs`; older ones go as each new version starts, or they would pile up forever.
+        expired = next((h for h in history if version_number(h.get("version")) == version_number(version) - 2), None)
+        if expired:
+            out.delete.extend(_stage_objects(owner, expired["version"], expired.get("attempts") or 1))
         record(version, outcome="Training", startedAt=now, attempts=1, artifactPath=run["artifactPath"])
         event("Normal", "VersionStarted", f"{version}: training started (spec generation {generation})")
         condition("Trained", False, "Training", f"{version}: training attempt 1")
@@ -422,10 +426,12 @@ def _serving_target(spec: Spec, run: Mapping[str, Any], history: list[Mapping[st
     return None, "tflite"
 
 
-def _stage_objects(owner: b.Owner, run: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The Jobs of a superseded run, deleted so they stop using the cluster."""
-    version, attempt = run["version"], run.get("attempt", 1)
-    return [("Job", b.training_job_name(owner, version, attempt)), ("Job", b.compression_job_name(owner, version))]
+def _stage_objects(owner: b.Owner, version: str, attempts: int) -> list[tuple[str, str]]:
+    """Everything a version's stages made: the Jobs of every attempt, their ConfigMaps and worker Services."""
+    training = [b.training_job_name(owner, version, a) for a in range(1, attempts + 1)]
+    compression = b.compression_job_name(owner, version)
+    return ([("Job", j) for j in training + [compression]] + [("ConfigMap", b.config_map_name(j)) for j in training + [compression]]
+            + [("Service", b.workers_service_name(j)) for j in training])
 
 
 CONDITION_OF_COMPONENT = {"training": "Trained", "compression": "Compressed", "serving": "Deployed"}
