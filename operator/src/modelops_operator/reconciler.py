@@ -146,9 +146,9 @@ class Reconciler:
         # made for a version status does not record, and the next pass never adopts one for another spec.
         if plan.status != (body.get("status") or {}):
             self.kube.replace_status(body, plan.status)
+        self.metrics.observe_phase(namespace, name, plan.status.get("phase", "Pending"))
         for kind, reason, message in plan.events + children.carry_out(plan):
             self.post_event(body, kind, reason, message)
-        self.metrics.observe_phase(namespace, name, plan.status.get("phase", "Pending"))
 
     def _set_finalizer(self, body: Mapping[str, Any], present: bool) -> None:
         patch = finalizer_patch(body["metadata"], c.FINALIZER, present)
