@@ -7,9 +7,9 @@ refusal that failed it (a quota, a missing permission) may be fixed without touc
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-import contextlib
 import threading
 import time
 from typing import Any, Callable, Iterator, Mapping
