@@ -17,7 +17,7 @@ def checked_rows(value: Any, *, width: int, max_rows: int, where: str) -> np.nda
     """A [n, width] float32 array from nested lists, or HttpError(400) naming what is wrong."""
     if isinstance(value, (str, bytes, dict)) or value is None or isinstance(value, bool):
         raise bad_request(f"{where}: expected a list of rows, got {type(value).__name__}")
-    if isinstance(value, list) and len(value) > max_rows:   # before building an array of all of them
+    if isinstance(value, list) and len(value) > max_rows and isinstance(value[0], list):   # before any array
         raise bad_request(f"{where}: too many instances, {len(value)} > limit {max_rows}")
     try:
         array = np.array(value)
