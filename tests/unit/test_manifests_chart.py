@@ -304,6 +304,7 @@ def test_operator_command_line_parses_the_chart_settings(monkeypatch, values, pe
     assert args.log_level == ("debug" if peering else expected["logLevel"])
     assert (args.training_image, args.serving_image) == (expected["defaults"]["trainingImage"],
                                                          expected["defaults"]["servingImage"])
+    assert args.pod_security_context == expected["defaults"]["podSecurityContext"]
 
 
 def test_install_guide_values_table_lists_every_value():

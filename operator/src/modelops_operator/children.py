@@ -6,12 +6,13 @@ replaced by someone else in between is left alone.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Iterable, Mapping
 
 from . import builders as b
 from . import constants as c
-from . import pipeline
+from . import pipeline, stuck
 from .kube import ConflictError, Kube
 from .ownership import FOREIGN, OURS, InTheWay, in_the_way, verdict
 
@@ -35,11 +36,17 @@ class Children:
         if job is None or verdict(job, self.owner.uid, self.owner.name, spec_hash) != OURS:
             return None
         state = pipeline.job_state(job, [])
-        if state.active:   # the pods' termination messages matter only once the Job has finished
+        if state.active and not stuck.starting(job):   # running: its pods have nothing to say yet
             return state
         # By the Job's uid: the pods of an earlier Job of the same name may still be there.
         pods = self.kube.list("Pod", self.owner.namespace, f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}")
-        return pipeline.job_state(job, pods)
+        if not state.active:   # finished: the pods' termination messages carry the outcome
+            return pipeline.job_state(job, pods)
+        # Starting: say why it is not running, when Kubernetes knows (pods are not watched, so check again soon).
+        events = [] if pods else self.kube.warning_events(self.owner.namespace, "Job", name)
+        for pod in stuck.pods_to_ask_about(pods)[:1]:
+            events += self.kube.warning_events(self.owner.namespace, "Pod", pod)
+        return dataclasses.replace(state, starting=True, stuck=stuck.diagnose(pods, events))
 
     def deployment(self) -> pipeline.DeploymentState | None:
         found = self.read("Deployment", b.serving_name(self.owner))

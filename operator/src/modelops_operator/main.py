@@ -16,6 +16,7 @@ import kopf
 from . import builders as b
 from . import constants as c
 from . import handlers  # noqa: F401  (registers the handlers with kopf)
+from . import podsecurity
 from .kube import CONNECTIONS, Kube
 from .metrics import Metrics
 from .reconciler import Reconciler
@@ -40,11 +41,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "of one Deployment never tie (on a tie kopf lets both run)")
     p.add_argument("--training-image", default=env("MODELOPS_TRAINING_IMAGE", c.DEFAULT_TRAINING_IMAGE))
     p.add_argument("--serving-image", default=env("MODELOPS_SERVING_IMAGE", c.DEFAULT_SERVING_IMAGE))
+    p.add_argument("--pod-security-context", default=env("MODELOPS_POD_SECURITY_CONTEXT", ""),
+                   help="JSON: runAsUser, runAsGroup, fsGroup, fsGroupChangePolicy of the pods the operator creates, "
+                        "unless a ModelDeployment sets spec.podSecurityContext. Default: 65532 for all three "
+                        "(the images' user) and OnRootMismatch; {} leaves them to the platform (OpenShift)")
     p.add_argument("--cleanup-timeout", type=float, default=float(env("MODELOPS_CLEANUP_TIMEOUT_S", "300")),
                    help="seconds a deletion waits for the artifact clean-up Job before releasing the finalizer")
     p.add_argument("--log-level", default=env("MODELOPS_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"])
     args = p.parse_args(argv)
+    try:
+        args.pod_security_context = podsecurity.parse_defaults(args.pod_security_context)
+    except podsecurity.PodSecurityError as e:
+        p.error(str(e))
     if args.namespace is None:
         args.namespace = [n.strip() for n in env("MODELOPS_WATCH_NAMESPACES", "").split(",") if n.strip()]
     return args
@@ -76,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = Metrics()
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.host)
-    memo = kopf.Memo(reconciler=Reconciler(Kube.connect(), b.Images(args.training_image, args.serving_image),
-                                           metrics, cleanup_timeout_s=args.cleanup_timeout))
+    defaults = b.Images(args.training_image, args.serving_image, args.pod_security_context)
+    memo = kopf.Memo(reconciler=Reconciler(Kube.connect(), defaults, metrics, cleanup_timeout_s=args.cleanup_timeout))
     priority = args.priority if args.priority is not None else random.randint(1, 2 ** 31 - 1)
     kopf.run(settings=operator_settings(args), memo=memo, standalone=not args.peering,
              peering_name=args.peering or None, priority=priority, clusterwide=not args.namespace, namespaces=args.namespace,

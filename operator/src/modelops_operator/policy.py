@@ -8,13 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelops_contracts.jobconfig import HIGHER_IS_BETTER
-from modelops_contracts.report import StageReport
+from modelops_contracts.report import PERMANENT_REASONS, StageReport
 
 from .spec import Spec
 
-# Failures that another attempt cannot fix: the same config and data fail the same way, and a
-# report that breaks the contract (a NaN metric) means a trainer the next attempt runs too.
-PERMANENT_REASONS = frozenset({"BadConfig", "BadData", "StorageError", "InvalidReport"})
+# A report that breaks the contract (a NaN metric) comes from a trainer the next attempt runs too.
+GIVE_UP_REASONS = PERMANENT_REASONS | {"InvalidReport"}
 
 
 @dataclass(frozen=True)
@@ -29,9 +28,14 @@ class Compress:
     message: str
 
 
+# The uncompressed model as the serving image can load it: the float32 TFLite model compression writes
+# first. (A SavedModel would need TensorFlow, which the serving image does not have.)
+UNCOMPRESSED = "tfliteFloat32"
+
+
 @dataclass(frozen=True)
 class Serve:
-    servable: str          # "tflite" (compressed) or "savedModel" (uncompressed)
+    servable: str          # "tflite" (compressed) or UNCOMPRESSED
     reason: str
     message: str
 
@@ -63,7 +67,7 @@ def after_training(spec: Spec, attempt: int, report: StageReport | None,
     if report is None or not report.succeeded:
         reason = (report.reason if report else None) or failure_reason or "TrainingFailed"
         message = (report.message if report else None) or failure_message or "training failed"
-        if reason in PERMANENT_REASONS:
+        if reason in GIVE_UP_REASONS:
             return Fail(reason=reason, message=f"attempt {attempt}: {message}")
         return _retrain_or_fail(spec, attempt, reason, f"attempt {attempt} failed: {message}")
     value = report.metrics.get(spec.metric)
@@ -89,8 +93,11 @@ def after_compression(spec: Spec, report: StageReport | None, trained_value: flo
         message = (report.message if report else None) or failure_message or "compression failed"
         if spec.on_degradation == "Fail":
             return Fail(reason="CompressionFailed", message=message)
-        return Serve(servable="savedModel", reason="CompressionFailed",
-                     message=f"{message}; serving the uncompressed model")
+        if not (report and report.compression.get("float32File")):
+            return Fail(reason="CompressionFailed",
+                        message=f"{message}; no float32 TFLite model was written, so there is nothing to serve")
+        return Serve(servable=UNCOMPRESSED, reason="CompressionFailed",
+                     message=f"{message}; serving the uncompressed (float32 TFLite) model")
     value = report.metrics.get(spec.metric)
     if value is None:
         return Fail(reason="MetricMissing", message=f"the compression report has no {spec.metric}")
@@ -101,5 +108,5 @@ def after_compression(spec: Spec, report: StageReport | None, trained_value: flo
         return Serve(servable="tflite", reason="Compressed", message=summary)
     if spec.on_degradation == "Fail":
         return Fail(reason="DegradationExceeded", message=summary)
-    return Serve(servable="savedModel", reason="DegradationExceeded",
-                 message=f"{summary}; serving the uncompressed model")
+    return Serve(servable=UNCOMPRESSED, reason="DegradationExceeded",
+                 message=f"{summary}; serving the uncompressed (float32 TFLite) model")

@@ -149,6 +149,8 @@ class Reconciler:
         self.metrics.observe_phase(namespace, name, plan.status.get("phase", "Pending"))
         for kind, reason, message in plan.events + children.carry_out(plan):
             self.post_event(body, kind, reason, message)
+        if plan.recheck_after_s:   # pods are not watched: look again while a stage Job's pods start
+            self.requeue(namespace, name, plan.recheck_after_s)
 
     def _set_finalizer(self, body: Mapping[str, Any], present: bool) -> None:
         patch = finalizer_patch(body["metadata"], c.FINALIZER, present)

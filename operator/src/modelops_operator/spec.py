@@ -63,6 +63,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "pinned_version": ("serving.modelVersion", None),
     "storage_uri": ("storage.uri", None),
     "delete_artifacts": ("storage.deleteOnModelDeletion", False),
+    "pod_security_context": ("podSecurityContext", None),
 }
 REQUIRED = ("template", "data_uri", "metric", "storage_uri")
 # What makes a new model version: what is trained on what, how, and how it is judged and
@@ -138,6 +139,7 @@ class Spec:
     pinned_version: str | None
     storage_uri: str
     delete_artifacts: bool
+    pod_security_context: dict | None
     # Hash of VERSION_FIELDS: a new hash means a new model version.
     version_hash: str
     # The hash as operators before it computed it (raw sections), so an upgrade starts no version.
@@ -146,6 +148,12 @@ class Spec:
     @property
     def autoscaling(self) -> bool:
         return self.autoscaling_max is not None
+
+    @property
+    def identity_hash(self) -> str:
+        """Who the pods run as: not part of a version, but what a StorageError's fix changes."""
+        identity = json.dumps(self.pod_security_context or {}, sort_keys=True)
+        return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
     @property
     def task(self) -> str:
@@ -242,3 +250,6 @@ def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
     if s.autoscaling and s.autoscaling_min > s.autoscaling_max:
         fail("serving.autoscaling.minReplicas", "serving.autoscaling.minReplicas must not exceed "
                                                 "serving.autoscaling.maxReplicas")
+    if s.autoscaling and "cpu" not in ((s.serving_resources or {}).get("requests") or {}):
+        fail("serving.resources.requests.cpu", "serving.resources.requests.cpu is required with serving.autoscaling "
+                                               "(the autoscaler scales on CPU use as a share of the request)")
