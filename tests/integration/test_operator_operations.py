@@ -57,7 +57,12 @@ def test_the_charts_permissions_are_exactly_what_the_operator_uses(crd, namespac
     try:
         md = load_example("diabetes-multiworker")                     # autoscaling: HPA and PDB
         md["spec"]["storage"]["deleteOnModelDeletion"] = True         # the finalizer and the clean-up Job
+        # A quota that admits no pod: the operator reads the Job's events to say why it does not start.
+        kubectl("create", "quota", "no-pods", "--hard=pods=0", "-n", namespace)
         apply(namespace, md)
+        wait_md(namespace, "diabetes", lambda s: "FailedCreate" in [c["reason"] for c in s.get("conditions", [])],
+                "the FailedCreate reason")
+        kubectl("delete", "quota", "no-pods", "-n", namespace)
         wait_phase(namespace, "diabetes", "Training")
         drive_to_ready(namespace, "diabetes", metric="r2", accuracy=0.45, pods=2)
         for epochs in (41, 42):                                       # v3 supersedes v2 mid-training

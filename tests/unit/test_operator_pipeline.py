@@ -387,3 +387,19 @@ def test_a_storage_error_is_retried_as_a_new_version_once_the_pods_identity_chan
     plan = step(md)
     assert md["status"]["latestVersion"] == "v2" and md["status"]["phase"] == "Training"
     assert "Job/digits-train-v2-a1" in kinds(plan)
+
+
+def test_a_placement_edit_restarts_a_running_stage_job_without_a_new_version():
+    md = body()
+    step(md)
+    made = parse(md["spec"]).placement_hash
+    md["spec"]["training"]["resources"] = {"requests": {"cpu": "1"}, "limits": {"cpu": "2"}}   # the quota's fix
+    md["metadata"]["generation"] = 2
+    running = p.JobState(active=True, placement=made)
+    plan = step(md, p.Observed(training_job=running))
+    assert md["status"]["latestVersion"] == "v1" and md["status"]["attempts"] == 1
+    assert plan.delete == [("Job", "digits-train-v1-a1")] and plan.create_only == []
+    assert "restarting it with the new placement" in md["status"]["message"]
+    same = p.JobState(active=True, placement=parse(md["spec"]).placement_hash)
+    assert step(md, p.Observed(training_job=same)).delete == []
+    assert step(md, p.Observed(training_job=p.JobState(active=True))).delete == [], "made before the label"

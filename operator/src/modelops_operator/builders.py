@@ -237,7 +237,8 @@ def _job(spec: Spec, owner: Owner, images: Images, *, name: str, component: str,
         pod_spec["subdomain"] = workers_service_name(name)
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": metadata(owner, name, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt),
-                                                            c.LABEL_SPEC_HASH: spec.version_hash}),
+                                                            c.LABEL_SPEC_HASH: spec.version_hash,
+                                                            c.LABEL_PLACEMENT_HASH: spec.placement_hash}),
             "spec": job_spec}
 
 

@@ -19,6 +19,7 @@ LABEL_STAGE = f"{GROUP}/stage"
 # Which resource (uid) and which spec (version hash) a child was made for: a name proves neither.
 LABEL_OWNER_UID = f"{GROUP}/owner-uid"
 LABEL_SPEC_HASH = f"{GROUP}/spec-hash"
+LABEL_PLACEMENT_HASH = f"{GROUP}/placement-hash"   # on stage Jobs: see spec.PLACEMENT_FIELDS
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "modelops"
 

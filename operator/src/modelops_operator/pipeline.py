@@ -37,6 +37,7 @@ class JobState:
     failure_message: str | None = None
     starting: bool = False           # active, but not every pod it runs is ready yet
     stuck: Stuck | None = None       # why its pods do not start, when Kubernetes says
+    placement: str | None = None     # the placement hash it was made with (None: made before the label)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ def job_state(job: Mapping[str, Any] | None, pods: list[Mapping[str, Any]]) -> J
         reason = job_condition.get("reason") or "JobFailed"
         message = job_condition.get("message") or "the Job failed"
     return JobState(active=not (succeeded or failed), succeeded=succeeded, failed=failed, report=report,
-                    failure_reason=reason, failure_message=message)
+                    failure_reason=reason, failure_message=message,
+                    placement=((job.get("metadata") or {}).get("labels") or {}).get(c.LABEL_PLACEMENT_HASH))
 
 
 def _chief_first(pods: list[Mapping[str, Any]], succeeded: bool) -> list[Mapping[str, Any]]:
@@ -263,6 +265,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                 message = f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})"
                 if job is not None:
                     message = _watch_start(out, job, message, "Trained", phase, condition, event, status)
+                    message = _restart_for_placement(out, job, job_name, spec, message)
                 break
             if job.succeeded and job.report is None and not job.failure_reason:
                 phase, message = "Evaluating", f"{version}: waiting for the stage report of {job_name}"
@@ -300,6 +303,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                 phase, message = "Compressing", f"{version}: {spec.compression_method} compression ({job_name})"
                 if job is not None:
                     message = _watch_start(out, job, message, "Compressed", phase, condition, event, status)
+                    message = _restart_for_placement(out, job, job_name, spec, message)
                 break
             if job.succeeded and job.report is None and not job.failure_reason:
                 phase, message = "Compressing", f"{version}: waiting for the stage report of {job_name}"
@@ -429,6 +433,17 @@ def trim_history(history: list[dict[str, Any]], keep: set[str | None], limit: in
     others = [h for h in history if h.get("version") not in keep][:max(0, limit - len(kept))]
     chosen = {id(h) for h in kept + others}
     return [h for h in history if id(h) in chosen]
+
+
+def _restart_for_placement(out: Plan, job: JobState, job_name: str, spec: Spec, message: str) -> str:
+    """A running stage Job made with other placement (resources, node selection, identity, …) is deleted,
+    to be made again as the spec now says: its pod template cannot change, and a pod refused by a quota or
+    unschedulable would otherwise wait for its deadline. Neither a new version nor a finished Job's result."""
+    if not job.active or job.placement in (None, spec.placement_hash):
+        return message
+    out.delete.append(("Job", job_name))
+    out.create_only = [o for o in out.create_only if o["metadata"]["name"] != job_name]
+    return f"{message}: restarting it with the new placement"
 
 
 def _watch_start(out: Plan, job: JobState, message: str, condition_type: str, normal_reason: str,

@@ -76,6 +76,10 @@ VERSION_FIELDS = ("template", "custom_module", "model_params", "data_uri", "targ
                   "compression_method", "pruning_enabled", "pruning_sparsity", "max_degradation", "on_degradation")
 FLOAT_FIELDS = ("validation_split", "learning_rate", "threshold_min", "threshold_max", "pruning_sparsity",
                 "max_degradation")
+# Where and how a stage's pods run: a change makes no new version, but restarts a stage Job still running
+# (its pod template is immutable), so a quota's refusal or an unschedulable pod can be fixed in the spec.
+PLACEMENT_FIELDS = ("training_resources", "node_selector", "tolerations", "affinity", "priority_class_name",
+                    "pod_annotations", "backoff_limit", "active_deadline_seconds", "pod_security_context")
 # The sections the hash covered before VERSION_FIELDS: a run recorded under it is not a new version.
 LEGACY_VERSION_SECTIONS = ("model", "data", "training", "evaluation", "compression")
 
@@ -148,6 +152,10 @@ class Spec:
     @property
     def autoscaling(self) -> bool:
         return self.autoscaling_max is not None
+
+    @property
+    def placement_hash(self) -> str:
+        return _digest({k: getattr(self, k) for k in PLACEMENT_FIELDS})
 
     @property
     def identity_hash(self) -> str:
