@@ -169,11 +169,15 @@ kubectl() { "$BIN_DIR/kubectl" --kubeconfig="$KUBECONFIG_FILE" "$@"; }
 # The operator benchmark raises it to show how much of its wall time the Job controller's limit accounts for.
 KCM_RATE=()
 [[ -n "${MODELOPS_KCM_QPS:-}" ]] && KCM_RATE=(--kube-api-qps="$MODELOPS_KCM_QPS" --kube-api-burst="$((2 * MODELOPS_KCM_QPS))")
+# The HPA's scale-down waits 5 minutes after the last recommendation above the current size (Kubernetes'
+# default); MODELOPS_HPA_DOWNSCALE_S shortens it so a test can watch a scale-down. Empty keeps the default.
+HPA_FLAGS=()
+[[ -n "${MODELOPS_HPA_DOWNSCALE_S:-}" ]] && HPA_FLAGS=(--horizontal-pod-autoscaler-downscale-stabilization="${MODELOPS_HPA_DOWNSCALE_S}s")
 start kube-controller-manager "$BIN_DIR/kube-controller-manager" \
   --kubeconfig="$KUBECONFIG_FILE" \
   --authentication-kubeconfig="$KUBECONFIG_FILE" --authorization-kubeconfig="$KUBECONFIG_FILE" \
   --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false \
-  --use-service-account-credentials=true "${KCM_RATE[@]}" \
+  --use-service-account-credentials=true "${KCM_RATE[@]}" "${HPA_FLAGS[@]}" \
   --service-account-private-key-file="$PKI/sa.key" \
   --root-ca-file="$PKI/ca.crt" \
   --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \

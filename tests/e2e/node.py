@@ -19,6 +19,8 @@ from tests.support.kube import CONTROLPLANE_DIR, REPO_ROOT, tool
 NODE_DIR = REPO_ROOT / "hack" / "node"
 START_TIMEOUT_S = 300
 STOP_TIMEOUT_S = 180
+# The autoscaling test watches a scale-down; Kubernetes' default stabilisation window is 5 minutes.
+HPA_DOWNSCALE_S = 30
 
 
 @functools.cache
@@ -90,6 +92,7 @@ def start_real_node(state_dir: Path) -> RealNode:
     result = subprocess.run(
         [str(NODE_DIR / "cluster-up.sh"), str(state_dir)],
         capture_output=True, text=True, timeout=START_TIMEOUT_S, check=False,
+        env={**os.environ, "MODELOPS_HPA_DOWNSCALE_S": str(HPA_DOWNSCALE_S)},
     )
     if result.returncode != 0:
         raise RuntimeError(f"hack/node/cluster-up.sh failed (exit {result.returncode}):\n{result.stderr}")

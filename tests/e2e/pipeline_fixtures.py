@@ -142,10 +142,12 @@ def model_namespace(real_node, operator_release, tmp_path_factory) -> Iterator[M
     kubectl("delete", "pv", f"models-{name}", "--wait=false", check=False)
 
 
-def example(path: str, **overrides) -> dict:
-    """An example ModelDeployment with `overrides` merged into its spec (dicts merge, the rest replaces)."""
+def example(path: str, *overrides: dict) -> dict:
+    """An example ModelDeployment with each of `overrides` merged into its spec in turn (dicts merge, the
+    rest replaces)."""
     doc = yaml.safe_load((REPO_ROOT / "examples" / path).read_text())
-    _merge(doc["spec"], overrides)
+    for override in overrides:
+        _merge(doc["spec"], override)
     return doc
 
 

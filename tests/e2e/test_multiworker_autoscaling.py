@@ -16,7 +16,8 @@ from tests.e2e.pipeline_fixtures import (  # noqa: F401  (fixtures)
 )
 from tests.support.kube import kubectl, kubectl_json, wait_for
 
-pytestmark = pytest.mark.e2e
+# The first test also waits for the session's node, image import, operator install and the first training.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 MODEL = "diabetes"
 MIN_REPLICAS = 2
@@ -31,7 +32,7 @@ DIABETES_ON_TWO_CPUS = {
 
 @pytest.fixture(scope="module")
 def diabetes(model_namespace: ModelNamespace) -> ModelNamespace:
-    apply(model_namespace.name, example("diabetes-multiworker.yaml", **DIABETES_ON_TWO_CPUS))
+    apply(model_namespace.name, example("diabetes-multiworker.yaml", DIABETES_ON_TWO_CPUS))
     record_timing("diabetes (2 workers) apply->Ready (s)", wait_ready(model_namespace.name, MODEL, READY_TIMEOUT_S))
     return model_namespace
 

@@ -22,7 +22,8 @@ from tests.e2e.pipeline_fixtures import (  # noqa: F401  (fixtures)
 )
 from tests.support.kube import kubectl, kubectl_json, wait_for
 
-pytestmark = pytest.mark.e2e
+# The first test also waits for the session's node, image import, operator install and the first training.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 MODEL = "digits"
 # The node has 2 CPUs: the training pod asks for half of one, so a v2 Job fits beside the serving pods,
@@ -79,7 +80,7 @@ def md_status(ns: str) -> dict:
 
 @pytest.fixture(scope="module")
 def digits(model_namespace: ModelNamespace) -> ModelNamespace:
-    apply(model_namespace.name, example("digits-classifier.yaml", **DIGITS_ON_TWO_CPUS))
+    apply(model_namespace.name, example("digits-classifier.yaml", DIGITS_ON_TWO_CPUS))
     record_timing("digits apply->Ready (s)", wait_ready(model_namespace.name, MODEL, READY_TIMEOUT_S))
     return model_namespace
 
@@ -134,8 +135,8 @@ def test_a_spec_change_rolls_out_v2_under_load_without_a_failed_request(digits: 
     start_load(ns, "load-rollout", max_seconds=600, until_version="v2")
     wait_for(lambda: kubectl_json("get", "pod", "load-rollout", "-n", ns)["status"].get("phase") == "Running",
              timeout=60, interval=1, describe="the load client to start")
-    changed = example("digits-classifier.yaml", **DIGITS_ON_TWO_CPUS,
-                      training={"hyperparameters": {"epochs": 14}})
+    changed = example("digits-classifier.yaml", DIGITS_ON_TWO_CPUS,
+                      {"training": {"hyperparameters": {"epochs": 14}}})
     started = time.monotonic()
     apply(ns, changed)
     result = load_result(ns, "load-rollout", timeout=660)
