@@ -21,6 +21,7 @@ ref="localhost/modelops/python-base:$key"
 archive="$IMAGES_DIR/python-base-$key.oci.tar"
 
 if [[ -f "$archive" ]]; then
+  touch "$archive"
   # The archive outlives the builder's storage (which may be reset): bring the image back from it.
   builder inspect --type image "$ref" >/dev/null 2>&1 || builder tag "$(builder pull -q "oci-archive:$archive")" "$ref"
   echo "$ref"
@@ -31,14 +32,16 @@ echo "building the Python base image $ref (debootstrap $DEBIAN_RELEASE)" >&2
 ctr="$(builder from --name "python-base-$key-$$" scratch)"
 trap 'builder rm "$ctr" >/dev/null 2>&1 || true' EXIT
 root="$(builder mount "$ctr")"
+# Everything below writes under $root as root: never let an empty or host path through.
+[[ "$root" == "$BUILDAH_ROOT"/* && -d "$root" ]] || { echo "unexpected mount point '$root'" >&2; exit 1; }
 log="$IMAGES_DIR/python-base-$key.debootstrap.log"
 debootstrap --variant=minbase --include=python3,python3-pip,python-is-python3,ca-certificates \
   "$DEBIAN_RELEASE" "$root" "$DEBIAN_MIRROR" >"$log" 2>&1 || { tail -20 "$log" >&2; exit 1; }
 rm -f "$log"
 # debootstrap copies the host's resolver and name; the runtime provides its own. No package caches.
-rm -f "$root"/etc/resolv.conf "$root"/etc/hostname "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
-  "$root"/var/log/* "$root"/dev/* "$root"/proc/* "$root"/sys/*
+rm -f "${root:?}"/etc/resolv.conf "${root:?}"/etc/hostname "${root:?}"/usr/lib/python3*/EXTERNALLY-MANAGED
+rm -rf "${root:?}"/var/lib/apt/lists/* "${root:?}"/var/cache/apt/*.bin "${root:?}"/var/cache/apt/archives/*.deb \
+  "${root:?}"/var/log/* "${root:?}"/dev/* "${root:?}"/proc/* "${root:?}"/sys/*
 echo "nonroot:x:$NONROOT_ID:$NONROOT_ID:nonroot:/home/nonroot:/usr/sbin/nologin" >>"$root/etc/passwd"
 echo "nonroot:x:$NONROOT_ID:" >>"$root/etc/group"
 install -d -o "$NONROOT_ID" -g "$NONROOT_ID" -m 0755 "$root/home/nonroot"
@@ -54,9 +57,7 @@ trap - EXIT
 tmp="$archive.partial"
 builder push -q "$ref" "oci-archive:$tmp:$ref"
 mv "$tmp" "$archive"
-find "$IMAGES_DIR" -maxdepth 1 -name 'python-base-*.oci.tar' ! -name "${archive##*/}" -delete
-# Every cached layer sits on an older base now: drop them, or the builder's storage only grows.
-builder images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/modelops/python-base:' | grep -vxF "$ref" |
-  xargs -r -n1 "${BUILDAH[@]}" rmi -f >/dev/null || true
+prune_archives python-base 2
+# Layers cached on an older base are of no use to this one: untagged ones go, or the storage only grows.
 builder rmi --prune >/dev/null 2>&1 || true
 echo "$ref"

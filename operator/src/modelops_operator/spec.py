@@ -28,6 +28,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "validation_split": ("data.validationSplit", 0.2),
     "shuffle_seed": ("data.shuffleSeed", 42),
     "s3_endpoint": ("data.s3Endpoint", None),
+    "feature_spec": ("data.featureSpec", None),
     "training_image": ("training.image", None),
     "strategy": ("training.strategy.type", "OneDevice"),
     "workers": ("training.strategy.workers", 1),
@@ -70,8 +71,8 @@ REQUIRED = ("template", "data_uri", "metric", "storage_uri")
 # compressed, read with defaults applied. Placement (resources, nodeSelector, tolerations,
 # affinity, priorityClassName, podAnnotations, backoffLimit, activeDeadlineSeconds) changes no
 # model, and a CRD upgrade that adds a default changes no parsed value.
-VERSION_FIELDS = ("template", "custom_module", "model_params", "data_uri", "target", "features", "validation_split",
-                  "shuffle_seed", "s3_endpoint", "training_image", "strategy", "workers", "gpus_per_worker", "epochs",
+VERSION_FIELDS = ("template", "custom_module", "model_params", "data_uri", "target", "features", "feature_spec",
+                  "validation_split", "shuffle_seed", "s3_endpoint", "training_image", "strategy", "workers", "gpus_per_worker", "epochs",
                   "batch_size", "learning_rate", "metric", "threshold_min", "threshold_max", "max_retrains",
                   "compression_method", "pruning_enabled", "pruning_sparsity", "max_degradation", "on_degradation")
 FLOAT_FIELDS = ("validation_split", "learning_rate", "threshold_min", "threshold_max", "pruning_sparsity",
@@ -108,6 +109,7 @@ class Spec:
     validation_split: float
     shuffle_seed: int
     s3_endpoint: str | None
+    feature_spec: dict | None
     training_image: str | None
     strategy: str
     workers: int
@@ -219,6 +221,8 @@ def parse(spec: Mapping[str, Any]) -> Spec:
             raise SpecError(f"spec.{FIELDS[attr][0]}: required")
     if isinstance(values["model_params"], Mapping):
         values["model_params"] = dict(values["model_params"])
+    if isinstance(values["feature_spec"], Mapping):
+        values["feature_spec"] = json.loads(json.dumps(values["feature_spec"]))   # plain dicts for the job config
     parsed = Spec(**values, version_hash=version_hash(values), legacy_version_hash=legacy_version_hash(spec))
     _check_cross_field_rules(parsed, spec)
     return parsed
@@ -232,6 +236,9 @@ def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
     if s.template == "mlp-classifier" and s.metric not in CLASSIFICATION_METRICS:
         fail("evaluation.metric", "evaluation.metric must be a classification metric (accuracy, auc, logloss) "
                                   "for template mlp-classifier")
+    if s.template == "cnn-classifier" and s.metric not in CLASSIFICATION_METRICS:
+        fail("evaluation.metric", "evaluation.metric must be a classification metric (accuracy, auc, logloss) "
+                                  "for template cnn-classifier")
     if s.template in ("linear-regression", "mlp-regressor") and s.metric not in REGRESSION_METRICS:
         fail("evaluation.metric", "evaluation.metric must be a regression metric (mse, mae, r2) for a regression template")
     if s.template != "custom" and not s.data_uri.startswith("builtin:") and not s.target:
