@@ -95,7 +95,9 @@ class ModelNamespace:
     storage_dir: Path     # the host directory behind the `models` claim
 
     def version_dir(self, model: str, version: str) -> Path:
-        return self.storage_dir / self.name / model / version
+        """Versions live under the resource's uid: <storage>/<namespace>/<model>/<uid>/<version>."""
+        uid = kubectl_json("get", f"md/{model}", "-n", self.name)["metadata"]["uid"]
+        return self.storage_dir / self.name / model / uid / version
 
 
 def restricted_namespace(prefix: str) -> str:

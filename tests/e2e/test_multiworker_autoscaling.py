@@ -54,7 +54,7 @@ def test_two_worker_pods_train_together_and_only_the_chief_writes(diabetes: Mode
     assert set(messages) == {"0", "1"}, messages
     assert "the chief writes the artifacts" in messages["1"], messages["1"]
 
-    model_dir = diabetes.storage_dir / ns / MODEL
+    model_dir = diabetes.version_dir(MODEL, "v1").parent
     versions = sorted(p.name for p in model_dir.iterdir())
     assert versions == ["v1"], versions   # no worker staging or backup directories left beside it
     served = artifact_manifest.verify(model_dir / "v1")

@@ -143,3 +143,15 @@ def test_scale_subresource_changes_serving_replicas(crd, namespace):
     kubectl("apply", "-n", namespace, "-f", str(REPO_ROOT / "examples" / "digits-classifier.yaml"))
     kubectl("scale", "md/digits", "-n", namespace, "--replicas=4")
     assert kubectl_json("get", "md/digits", "-n", namespace)["spec"]["serving"]["replicas"] == 4
+
+
+def test_storage_uri_is_immutable(crd, namespace):
+    """Moving storage would point the served version (and every pin) at an empty directory."""
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(BASE))
+    moved = copy.deepcopy(BASE)
+    moved["spec"]["storage"]["uri"] = "pvc://elsewhere"
+    refused = kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(moved), check=False)
+    assert refused.returncode != 0 and "storage.uri is immutable" in refused.stderr
+    kept = copy.deepcopy(BASE)
+    kept["spec"]["storage"]["deleteOnModelDeletion"] = True
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(kept))

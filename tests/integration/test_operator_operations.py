@@ -57,7 +57,12 @@ def test_the_charts_permissions_are_exactly_what_the_operator_uses(crd, namespac
     try:
         md = load_example("diabetes-multiworker")                     # autoscaling: HPA and PDB
         md["spec"]["storage"]["deleteOnModelDeletion"] = True         # the finalizer and the clean-up Job
+        # A quota that admits no pod: the operator reads the Job's events to say why it does not start.
+        kubectl("create", "quota", "no-pods", "--hard=pods=0", "-n", namespace)
         apply(namespace, md)
+        wait_md(namespace, "diabetes", lambda s: "FailedCreate" in [c["reason"] for c in s.get("conditions", [])],
+                "the FailedCreate reason")
+        kubectl("delete", "quota", "no-pods", "-n", namespace)
         wait_phase(namespace, "diabetes", "Training")
         drive_to_ready(namespace, "diabetes", metric="r2", accuracy=0.45, pods=2)
         for epochs in (41, 42):                                       # v3 supersedes v2 mid-training
@@ -101,6 +106,9 @@ def test_a_refused_pass_says_why_and_is_retried_until_the_cause_is_fixed(crd, na
         refusal = wait_for(lambda: [e for e in objects(namespace, "events") if e.get("reason") == "ReconcileFailed"],
                            60, "a ReconcileFailed event")[0]
         assert refusal["type"] == "Warning" and "403" in refusal["message"] and "jobs.batch" in refusal["message"]
+        # Retried (one timer per resource, however many passes fail), but one Warning per cause.
+        wait_for(lambda: op.log.read_text().count("requeued reconcile of") >= 2, 60, "two retries")
+        assert len([e for e in objects(namespace, "events") if e.get("reason") == "ReconcileFailed"]) == 1
         # Fix the cause, not the resource: no event on the ModelDeployment will announce it.
         kubectl("apply", "-f", "-", input=json.dumps({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": role},
@@ -122,7 +130,8 @@ def test_deleting_with_artifacts_runs_a_cleanup_job_then_releases(crd, namespace
         job = wait_for(lambda: [j for j in objects(namespace, "jobs") if "-cleanup-" in j["metadata"]["name"]],
                        30, "the cleanup Job")[0]
         command = job["spec"]["template"]["spec"]["containers"][0]["command"]
-        assert command[-1] == f"/mnt/pvc/models/{namespace}/linear"
+        uid = job["metadata"]["labels"]["modelops.io/owner-uid"]
+        assert command[-1] == f"/mnt/pvc/models/{namespace}/linear/{uid}"
         finish_job(namespace, job["metadata"]["name"])
         wait_for(lambda: kubectl("get", "md/linear", "-n", namespace, check=False).returncode != 0,
                  60, "the ModelDeployment to be gone")
@@ -144,6 +153,9 @@ def test_deletion_never_hangs_when_storage_does_not_answer(crd, namespace, stora
                  60, "the ModelDeployment to be gone despite the stuck cleanup")
         warnings = [e for e in objects(namespace, "events") if e.get("reason") == "ArtifactsNotDeleted"]
         assert warnings and "delete the files by hand" in warnings[0]["message"]
+        # Released, the clean-up must not go on: it could delete what a re-created resource writes.
+        wait_for(lambda: not [j for j in objects(namespace, "jobs") if "-cleanup-" in j["metadata"]["name"]],
+                 30, "the stuck cleanup Job to be stopped")
     finally:
         op.stop()
 
@@ -162,8 +174,9 @@ def test_the_operator_serves_health_and_prometheus_metrics(crd, namespace, stora
         wait_phase(namespace, "digits", "Training")
         wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=2).status == 200,
                  30, "the liveness endpoint", ignoring=(OSError,))
-        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=2).read().decode()
-        assert 'modelops_models{phase="Training"} 1.0' in text
+        text = wait_for(lambda: (t := urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=2)
+                                 .read().decode()) and 'modelops_models{phase="Training"} 1.0' in t and t,
+                        30, "one model in phase Training")
         assert 'modelops_reconciles_total{result="ok"}' in text
         assert "modelops_reconcile_duration_seconds_bucket" in text
     finally:

@@ -65,6 +65,23 @@ def test_garbage_is_not_a_report():
             report.decode(text)
 
 
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity", '"0.9"'])
+def test_a_report_with_a_non_finite_or_non_numeric_metric_is_refused_naming_it(bad):
+    text = report.encode(report.StageReport(stage="train", succeeded=True, version="v1", metric="auc",
+                                            metrics={"accuracy": 0.9, "auc": 0.123456}))
+    with pytest.raises(report.ReportError, match=r"metrics\.auc"):
+        report.decode(text.replace("0.123456", bad))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_number_is_never_encoded(value):
+    with pytest.raises(report.ReportError, match=r"metrics\.auc"):
+        report.encode(report.StageReport(stage="train", succeeded=True, version="v1", metric="auc",
+                                         metrics={"auc": value}))
+    with pytest.raises(report.ReportError, match=r"compression\.ratio"):
+        report.encode(report.StageReport(stage="compress", succeeded=True, version="v1", compression={"ratio": value}))
+
+
 def test_manifest_verifies_the_files_it_lists(tmp_path):
     (tmp_path / "model.tflite").write_bytes(b"\x00" * 100)
     (tmp_path / "saved_model" / "variables").mkdir(parents=True)

@@ -112,6 +112,19 @@ def test_a_pdb_exists_only_when_more_than_one_replica_serves():
     assert [o["kind"] for o in wanted] == ["Deployment", "Service", "PodDisruptionBudget"]
 
 
+def test_a_recreated_resource_of_the_same_name_stores_its_versions_apart():
+    """Versions restarting at v1 used to replace the predecessor's v1 (and restore its backups)."""
+    spec = parse(example("digits-classifier")["spec"])
+    before, after = (b.Owner(namespace="ml", name="digits", uid=u) for u in ("uid-1", "uid-2"))
+    dirs = {str(b.build_job_config(spec, o, "train", "v1", 1, o.uid).version_dir) for o in (before, after)}
+    assert dirs == {"/mnt/pvc/models/ml/digits/uid-1/v1", "/mnt/pvc/models/ml/digits/uid-2/v1"}
+    assert b.artifact_path(after, "v1") == "ml/digits/uid-2/v1"
+    fetch = b.build_serving_deployment(spec, after, IMAGES, "v1", "tflite", after.uid)
+    assert fetch["spec"]["template"]["spec"]["initContainers"][0]["args"][1] == "/mnt/pvc/models/ml/digits/uid-2/v1"
+    legacy = b.build_serving_deployment(spec, after, IMAGES, "v1", "tflite", None)
+    assert legacy["spec"]["template"]["spec"]["initContainers"][0]["args"][1] == "/mnt/pvc/models/ml/digits/v1"
+
+
 def every_pod_spec(spec, images=IMAGES):
     serving, _ = b.build_serving_objects(spec, OWNER, images, "v1", "tflite")
     return {"training": b.build_training_job(spec, OWNER, images, "v1", 1)["spec"]["template"]["spec"],

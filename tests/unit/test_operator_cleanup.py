@@ -1,5 +1,7 @@
 """Deleting artifacts with the ModelDeployment: bounded by time, and the finalizer only where asked."""
 import datetime as dt
+import subprocess
+import sys
 
 from modelops_operator import builders as b
 from modelops_operator.cleanup import finalizer_patch, plan_cleanup
@@ -20,9 +22,34 @@ def test_a_new_deletion_creates_the_cleanup_job_and_waits():
     first = step(None)
     assert not first.release and first.create_job["metadata"]["name"] == "linear-cleanup-01234567"
     assert "ownerReferences" not in first.create_job["metadata"]
-    assert first.create_job["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "/mnt/pvc/models/ml/linear"
+    assert first.create_job["spec"]["template"]["spec"]["containers"][0]["command"][3:] == [
+        "/mnt/pvc/models/ml/linear/0123456789"]
     waiting = step(JobState(active=True))
     assert not waiting.release and waiting.create_job is None
+
+
+def test_cleanup_deletes_its_own_directory_and_only_its_own_versions_of_the_old_layout():
+    status = {"history": [{"version": "v3", "artifactPath": "ml/linear/0123456789/v3"}, {"version": "v2"}]}
+    job = plan_cleanup(SPEC, OWNER, b.Images(), None, T0, T0, 60, status).create_job
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][3:] == [
+        "/mnt/pvc/models/ml/linear/0123456789", "/mnt/pvc/models/ml/linear/v2"]
+
+
+def test_the_cleanup_script_fails_when_it_cannot_delete_and_not_when_nothing_is_there(tmp_path):
+    """It used to be rmtree(ignore_errors=True): exit 0, files left, ArtifactsDeleted reported."""
+    odd = tmp_path / "v1"
+    odd.write_text("a file where a version directory should be: rmtree refuses it")
+    refused = subprocess.run([sys.executable, "-c", b.CLEANUP_SCRIPT, str(odd)], capture_output=True)
+    assert refused.returncode != 0 and odd.exists()
+    (tmp_path / "own" / "v1").mkdir(parents=True)
+    done = subprocess.run([sys.executable, "-c", b.CLEANUP_SCRIPT, str(tmp_path / "absent"), str(tmp_path / "own")])
+    assert done.returncode == 0 and not (tmp_path / "own").exists()
+
+
+def test_a_cleanup_released_on_timeout_is_stopped_so_it_cannot_delete_what_comes_next():
+    assert step(JobState(active=True), seconds=60).stop_job
+    assert not step(JobState(active=False, failed=True)).stop_job
+    assert not step(JobState(active=False, succeeded=True)).stop_job
 
 
 def test_a_finished_cleanup_releases_with_a_normal_event():

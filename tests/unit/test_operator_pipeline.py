@@ -209,6 +209,126 @@ def test_optional_serving_objects_are_deleted_only_after_a_spec_change():
     assert again.delete == []
 
 
+def test_a_version_records_where_it_lives_and_older_versions_keep_their_place():
+    md = body(status={"modelVersion": "v1", "history": [{"version": "v1", "outcome": "Deployed",
+                                                         "servable": "tflite"}]})
+    plan = step(md, p.Observed(deployment=rolled_out("v1")))
+    assert md["status"]["pipeline"]["artifactPath"] == "ml/digits/0123456789abcdef/v2"
+    assert md["status"]["history"][0]["artifactPath"] == "ml/digits/0123456789abcdef/v2"
+    config = next(o for o in plan.apply if o["kind"] == "ConfigMap")["data"]["job.json"]
+    assert '"uid": "0123456789abcdef"' in config
+    deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
+    assert deploy["spec"]["template"]["spec"]["initContainers"][0]["args"][1] == "/mnt/pvc/models/ml/digits/v1"
+
+
+def test_the_served_entry_never_falls_out_of_the_history():
+    """v1 serves uncompressed (its int8 model failed the check); 20 newer versions failed since."""
+    history = [{"version": f"v{n}", "outcome": "Failed"} for n in range(21, 1, -1)]
+    history.append({"version": "v1", "outcome": "Deployed", "servable": "tfliteFloat32"})
+    md = body(status={"modelVersion": "v1", "history": history,
+                      "pipeline": {"version": "v21", "stage": "failed", "specHash": "old", "attempt": 1}})
+    plan = step(md, p.Observed(deployment=rolled_out("v1")))
+    assert len(md["status"]["history"]) == 20 and md["status"]["latestVersion"] == "v22"
+    assert md["status"]["history"][-1] == {"version": "v1", "outcome": "Deployed", "servable": "tfliteFloat32"}
+    deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
+    env = {e["name"]: e["value"] for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELOPS_SERVABLE"] == "tfliteFloat32"
+
+
+def pinned_v1_while_v2_passes():
+    md = body()
+    step(md, p.Observed(training_job=finished("train", accuracy=0.95)))
+    step(md, p.Observed(compression_job=finished("compress", accuracy=0.95)))
+    step(md, p.Observed(deployment=rolled_out("v1")))
+    md["spec"]["serving"]["modelVersion"] = "v1"
+    md["spec"]["training"]["hyperparameters"]["epochs"] = 20
+    md["metadata"]["generation"] = 2
+    step(md, p.Observed(deployment=rolled_out("v1")))
+    step(md, p.Observed(training_job=finished("train", accuracy=0.96), deployment=rolled_out("v1")))
+    step(md, p.Observed(compression_job=finished("compress", accuracy=0.96), deployment=rolled_out("v1")))
+    return md
+
+
+def test_a_pin_holding_a_passed_version_says_so_and_the_new_version_can_be_pinned():
+    md = pinned_v1_while_v2_passes()
+    status = step(md, p.Observed(deployment=rolled_out("v1"))).status
+    assert status["phase"] == "Ready" and status["modelVersion"] == "v1"
+    assert "pinned by serving.modelVersion; v2 passed" in status["message"]
+    assert next(h for h in status["history"] if h["version"] == "v2")["servable"] == "tflite"
+    md["spec"]["serving"]["modelVersion"] = "v2"
+    md["metadata"]["generation"] = 3
+    plan = step(md, p.Observed(deployment=rolled_out("v1")))
+    deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
+    assert deploy["spec"]["template"]["metadata"]["labels"]["modelops.io/model-version"] == "v2"
+    assert md["status"]["phase"] == "Deploying"
+
+
+def test_an_unknown_pinned_version_warns_once_not_on_every_pass():
+    md = body()
+    md["spec"]["serving"]["modelVersion"] = "v7"
+    warned = [e for _ in range(3) for e in step(md).events if e[1] == "UnknownVersion"]
+    assert len(warned) == 1
+    assert get_condition(md["status"]["conditions"], "Ready")["reason"] == "UnknownVersion"
+
+
+def test_turning_on_autoscaling_hands_the_replica_count_over_before_letting_go():
+    md = body()
+    md["spec"]["serving"].pop("replicas", None)
+    md["spec"]["serving"]["autoscaling"] = {"minReplicas": 2, "maxReplicas": 6}
+    md["status"] = {"modelVersion": "v1", "history": [{"version": "v1", "servable": "tflite"}]}
+    ours = p.deployment_state({"metadata": {"generation": 1, "managedFields": [
+        {"manager": "modelops-operator", "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]},
+        "spec": {"replicas": 3, "template": {"metadata": {"labels": {"modelops.io/model-version": "v1"}}}},
+        "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3,
+                   "availableReplicas": 3}})
+    plan = step(md, p.Observed(deployment=ours))
+    assert plan.handover == [{"apiVersion": "apps/v1", "kind": "Deployment",
+                              "metadata": {"name": "digits", "namespace": "ml"}, "spec": {"replicas": 3}}]
+    assert "replicas" not in next(o for o in plan.apply if o["kind"] == "Deployment")["spec"]
+    let_go = p.DeploymentState(**{**ours.__dict__, "replicas_applied_by_us": False})
+    assert step(md, p.Observed(deployment=let_go)).handover == []
+
+
+def test_a_succeeded_job_whose_report_is_gone_retrains_instead_of_waiting_forever():
+    md = body()
+    step(md)
+    complete = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    step(md, p.Observed(training_job=p.job_state(complete, [])))
+    assert md["status"]["phase"] == "Retraining" and md["status"]["attempts"] == 2
+    assert get_condition(md["status"]["conditions"], "Evaluated")["reason"] == "ReportMissing"
+
+
+def test_a_succeeded_job_with_an_invalid_report_fails_with_the_field():
+    md = body()
+    step(md)
+    text = encode(StageReport(stage="train", succeeded=True, version="v1", metrics={"accuracy": 0.123456}))
+    pod = {"metadata": {"name": "digits-train-v1-a1-x", "creationTimestamp": NOW},
+           "status": {"phase": "Succeeded", "containerStatuses": [{"state": {"terminated": {
+               "exitCode": 0, "message": text.replace("0.123456", "NaN")}}}]}}
+    complete = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    step(md, p.Observed(training_job=p.job_state(complete, [pod])))
+    assert md["status"]["phase"] == "Failed" and "metrics.accuracy: nan is not a finite number" in md["status"]["message"]
+
+
+def test_a_new_version_removes_what_the_version_before_last_left_and_a_superseded_run_everything():
+    md = body(status={"modelVersion": "v2", "latestVersion": "v2",
+                      "history": [{"version": "v2", "outcome": "Deployed", "attempts": 1, "servable": "tflite"},
+                                  {"version": "v1", "outcome": "Superseded", "attempts": 2}],
+                      "pipeline": {"version": "v2", "stage": "done", "attempt": 1, "specHash": "old"}})
+    plan = step(md, p.Observed(deployment=rolled_out("v2")))
+    assert md["status"]["latestVersion"] == "v3"
+    assert sorted(d for d in plan.delete if d[0] != "HorizontalPodAutoscaler") == sorted(
+        [("Job", "digits-train-v1-a1"), ("Job", "digits-train-v1-a2"), ("Job", "digits-compress-v1"),
+         ("ConfigMap", "digits-train-v1-a1-config"), ("ConfigMap", "digits-train-v1-a2-config"),
+         ("ConfigMap", "digits-compress-v1-config"),
+         ("Service", "digits-train-v1-a1-workers"), ("Service", "digits-train-v1-a2-workers")])
+    md["spec"]["training"]["hyperparameters"]["epochs"] = 33          # v3 is superseded mid-training
+    md["metadata"]["generation"] = 2
+    plan = step(md, p.Observed(deployment=rolled_out("v2")))
+    assert ("ConfigMap", "digits-train-v3-a1-config") in plan.delete and ("Job", "digits-train-v3-a1") in plan.delete
+    assert ("Job", "digits-compress-v2") in plan.delete, "v4 keeps only v3's"
+
+
 def deployment(version, *, desired=2, replicas, updated, ready, available, generation=1, observed=1):
     labels = {"modelops.io/model-version": version}
     return p.deployment_state({"metadata": {"generation": generation},
@@ -267,3 +387,19 @@ def test_a_storage_error_is_retried_as_a_new_version_once_the_pods_identity_chan
     plan = step(md)
     assert md["status"]["latestVersion"] == "v2" and md["status"]["phase"] == "Training"
     assert "Job/digits-train-v2-a1" in kinds(plan)
+
+
+def test_a_placement_edit_restarts_a_running_stage_job_without_a_new_version():
+    md = body()
+    step(md)
+    made = parse(md["spec"]).placement_hash
+    md["spec"]["training"]["resources"] = {"requests": {"cpu": "1"}, "limits": {"cpu": "2"}}   # the quota's fix
+    md["metadata"]["generation"] = 2
+    running = p.JobState(active=True, placement=made)
+    plan = step(md, p.Observed(training_job=running))
+    assert md["status"]["latestVersion"] == "v1" and md["status"]["attempts"] == 1
+    assert plan.delete == [("Job", "digits-train-v1-a1")] and plan.create_only == []
+    assert "restarting it with the new placement" in md["status"]["message"]
+    same = p.JobState(active=True, placement=parse(md["spec"]).placement_hash)
+    assert step(md, p.Observed(training_job=same)).delete == []
+    assert step(md, p.Observed(training_job=p.JobState(active=True))).delete == [], "made before the label"

@@ -1,6 +1,9 @@
 """modelops-fetch: the serving pod's init step copies a version and refuses a damaged one."""
+import json
 import subprocess
 import sys
+
+import pytest
 
 from modelops_contracts.manifest import Manifest
 from modelops_serving.fetch import main
@@ -50,3 +53,23 @@ def test_the_console_script_is_the_init_command(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "modelops_serving.fetch", "--source", str(source)],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "--dest" in missing.stderr
+
+
+@pytest.mark.parametrize("rel", ["../other/model.tflite", "/etc/passwd", "a//b", "./x/../../y", "", "C:/x"])
+def test_a_manifest_path_outside_the_version_is_refused(tmp_path, capsys, rel):
+    source = version_dir(tmp_path / "v3")
+    raw = json.loads((source / "manifest.json").read_text())
+    raw["files"][rel] = {"size": 1, "sha256": "0"}
+    (source / "manifest.json").write_text(json.dumps(raw))
+    assert main(["--source", str(source), "--dest", str(tmp_path / "local")]) == 1
+    assert "is not a" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_symbolic_link_out_of_the_version_is_refused(tmp_path, capsys):
+    (tmp_path / "secret").write_bytes(b"\x00model-bytes")
+    source = version_dir(tmp_path / "v3")
+    (source / "model.tflite").unlink()
+    (source / "model.tflite").symlink_to(tmp_path / "secret")
+    assert main(["--source", str(source), "--dest", str(tmp_path / "local")]) == 1
+    assert "model.tflite: leads outside" in capsys.readouterr().err

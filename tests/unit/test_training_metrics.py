@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from modelops_training import metrics
+from modelops_training.errors import BadData
 
 
 def test_regression_metrics():
@@ -32,3 +33,16 @@ def test_classification_metrics_from_probabilities():
 ])
 def test_degradation_is_positive_when_the_metric_got_worse(before, after, higher_is_better, expected):
     assert metrics.degradation(before, after, higher_is_better) == pytest.approx(expected)
+
+
+def test_an_undefined_gated_metric_fails_the_stage_with_bad_data_and_why():
+    one_class = metrics.evaluate("classification", np.array([1, 1, 1]), np.array([[0.2, 0.8]] * 3))
+    assert np.isnan(one_class["auc"])
+    with pytest.raises(BadData, match=r"evaluation\.metric: auc is nan .*two classes"):
+        metrics.reportable(one_class, "auc", "held-out split")
+
+
+def test_undefined_metrics_that_are_not_gated_are_left_out_of_the_report():
+    one_class = metrics.evaluate("classification", np.array([1, 1, 1]), np.array([[0.2, 0.8]] * 3))
+    assert metrics.reportable(one_class, "accuracy", "held-out split") == {
+        "accuracy": 1.0, "logloss": pytest.approx(-np.log(0.8))}

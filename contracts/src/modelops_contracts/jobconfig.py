@@ -93,6 +93,10 @@ class ModelRef:
     custom_module: str | None = None
     # Template arguments (e.g. hiddenUnits, dropout); passed through to build_model.
     params: dict[str, Any] = field(default_factory=dict)
+    # The ModelDeployment's uid: part of the version directory, so a re-created resource of the
+    # same name never replaces, restores into or deletes its predecessor's versions. None: the
+    # layout without it (`modelops run`, and versions an operator before 0.2 started).
+    uid: str | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelRef":
@@ -103,7 +107,7 @@ class ModelRef:
         params = dict(_mapping(d.get("params") or {}, "model.params"))
         return cls(namespace=str(_require(d, "namespace", "model")), name=str(_require(d, "name", "model")),
                    version=str(_require(d, "version", "model")), template=template,
-                   custom_module=custom, params=params)
+                   custom_module=custom, params=params, uid=d.get("uid") or None)
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,8 @@ class JobConfig:
 
     @property
     def version_dir(self) -> Path:
-        return version_dir(self.storage_root, self.model.namespace, self.model.name, self.model.version)
+        return version_dir(self.storage_root, self.model.namespace, self.model.name, self.model.version,
+                           self.model.uid)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "JobConfig":
@@ -208,7 +213,7 @@ class JobConfig:
         return {
             "apiVersion": API_VERSION, "kind": KIND, "stage": self.stage, "metric": self.metric,
             "model": {"namespace": m.namespace, "name": m.name, "version": m.version, "template": m.template,
-                      "customModule": m.custom_module, "params": dict(m.params)},
+                      "customModule": m.custom_module, "params": dict(m.params), "uid": m.uid},
             "data": {"uri": dt.uri, "target": dt.target, "features": list(dt.features) if dt.features else None,
                      "validationSplit": dt.validation_split, "shuffleSeed": dt.shuffle_seed,
                      "s3Endpoint": dt.s3_endpoint, "featureSpec": dt.feature_spec},
@@ -243,7 +248,7 @@ def load(path: str | Path) -> JobConfig:
     return JobConfig.from_dict(raw)
 
 
-def version_dir(storage_root: str | Path, namespace: str, name: str, version: str) -> Path:
-    """The artifact layout: <storage>/<namespace>/<name>/<version>/."""
-    return Path(storage_root) / namespace / name / version
+def version_dir(storage_root: str | Path, namespace: str, name: str, version: str, uid: str | None = None) -> Path:
+    """The artifact layout: <storage>/<namespace>/<name>/<uid>/<version>/ (without uid: .../<name>/<version>/)."""
+    return Path(storage_root) / namespace / name / (uid or "") / version
 

@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
 from . import API_VERSION
@@ -101,10 +101,14 @@ class Manifest:
             task = d["task"]
             if task not in TASKS:
                 raise ManifestError(f"task: {task!r} is not one of {', '.join(TASKS)}")
+            files = dict(d.get("files") or {})
+            servables = dict(d.get("servables") or {})
+            for where, rel in [("files", f) for f in files] + [(f"servables.{k}", v) for k, v in servables.items()]:
+                inside_version(rel, where)
             signature = sig.Signature.from_dict(d["signature"]) if d.get("signature") is not None else None
             return cls(namespace=d["namespace"], name=d["name"], version=d["version"], task=task,
                        feature_names=list(d["featureNames"]), classes=list(d.get("classes") or []),
-                       files=dict(d.get("files") or {}), servables=dict(d.get("servables") or {}),
+                       files=files, servables=servables,
                        metrics=dict(d.get("metrics") or {}), created_at=d.get("createdAt", ""),
                        extra=dict(d.get("extra") or {}), signature=signature)
         except KeyError as e:
@@ -125,6 +129,17 @@ class Manifest:
         path = Path(root) / FILENAME
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
         return path
+
+
+def inside_version(rel: Any, where: str) -> str:
+    """A manifest path must name something inside the version directory: a manifest is data on
+    shared storage, and `../other-model/…` or `/etc/…` would make the copy read or overwrite outside it."""
+    if not isinstance(rel, str) or not rel:
+        raise ManifestError(f"{where}: {rel!r} is not a relative path")
+    parts = rel.split("/")
+    if PurePosixPath(rel).is_absolute() or "\\" in rel or ":" in parts[0] or any(p in ("..", "") for p in parts):
+        raise ManifestError(f"{where}: {rel!r} is not a path inside the version directory")
+    return rel
 
 
 def read(root: str | Path) -> Manifest:

@@ -7,6 +7,7 @@ numbers the operator decides on.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -83,19 +84,38 @@ class StageReport:
         status = d.get("status")
         if status not in ("Succeeded", "Failed"):
             raise ReportError(f"status: {status!r} is not Succeeded or Failed")
-        try:
-            metrics = {str(k): float(v) for k, v in (d.get("metrics") or {}).items()}
-        except (TypeError, ValueError):
-            raise ReportError("metrics: values must be numbers") from None
+        metrics = _finite_numbers(d.get("metrics") or {}, "metrics")
+        compression = dict(d.get("compression") or {})
+        _finite_numbers({k: v for k, v in compression.items() if isinstance(v, float)}, "compression")
         return cls(stage=str(d.get("stage")), succeeded=status == "Succeeded", version=str(d.get("version")),
                    attempt=int(d.get("attempt", 1)), metric=d.get("metric"), metrics=metrics,
-                   artifact_path=d.get("artifactPath"), compression=dict(d.get("compression") or {}),
+                   artifact_path=d.get("artifactPath"), compression=compression,
                    reason=d.get("reason"), message=d.get("message"), duration_seconds=d.get("durationSeconds"))
 
 
+def _finite_numbers(values: Mapping[str, Any], where: str) -> dict[str, float]:
+    """Numbers the operator decides on and writes into status: NaN and infinity are neither JSON
+    (the API server refuses a status holding one) nor comparable with a threshold."""
+    if not isinstance(values, Mapping):
+        raise ReportError(f"{where}: expected an object")
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ReportError(f"{where}.{key}: {value!r} is not a number")
+        if not math.isfinite(value):
+            raise ReportError(f"{where}.{key}: {value} is not a finite number")
+        out[str(key)] = float(value)
+    return out
+
+
 def encode(report: StageReport) -> str:
-    """Compact JSON of at most MAX_BYTES bytes (the message is shortened if it must be)."""
+    """Compact JSON of at most MAX_BYTES bytes (the message is shortened if it must be).
+
+    Refuses non-finite numbers (ReportError naming the field) rather than writing a bare NaN.
+    """
     d = report.to_dict()
+    _finite_numbers(d.get("metrics") or {}, "metrics")
+    _finite_numbers({k: v for k, v in (d.get("compression") or {}).items() if isinstance(v, float)}, "compression")
     text = json.dumps(d, separators=(",", ":"), sort_keys=True)
     while len(text.encode()) > MAX_BYTES:
         message = d.get("message") or ""

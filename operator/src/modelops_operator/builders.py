@@ -83,7 +83,9 @@ def labels(owner: Owner, component: str, **extra: str) -> dict[str, str]:
 
 
 def metadata(owner: Owner, name: str, component: str, **extra_labels: str) -> dict[str, Any]:
-    return {"name": name, "namespace": owner.namespace, "labels": labels(owner, component, **extra_labels),
+    """Object metadata; the owner's uid is a label here only, never on pod templates (no rollout)."""
+    return {"name": name, "namespace": owner.namespace,
+            "labels": labels(owner, component, **{c.LABEL_OWNER_UID: owner.uid}, **extra_labels),
             "ownerReferences": [owner.reference()]}
 
 
@@ -129,19 +131,29 @@ def storage_root(spec: Spec) -> str:
     return f"{c.PVC_ROOT}/{spec.storage_claim}" + (f"/{sub}" if sub else "")
 
 
-def version_path(spec: Spec, owner: Owner, version: str) -> str:
-    return str(jobconfig.version_dir(storage_root(spec), owner.namespace, owner.name, version))
+def version_path(spec: Spec, owner: Owner, version: str, uid: str | None) -> str:
+    return str(jobconfig.version_dir(storage_root(spec), owner.namespace, owner.name, version, uid))
+
+
+def artifact_path(owner: Owner, version: str) -> str:
+    """Where a version lives under storage.uri: the resource's uid keeps same-named resources apart."""
+    return str(jobconfig.version_dir("", owner.namespace, owner.name, version, owner.uid))
 
 
 # --- training and compression ------------------------------------------------------------
 
-def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt: int) -> jobconfig.JobConfig:
-    """The contract the training image reads, derived from the spec (never the reverse)."""
+def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt: int,
+                     uid: str | None = None) -> jobconfig.JobConfig:
+    """The contract the training image reads, derived from the spec (never the reverse).
+
+    `uid`: the owner's uid when the version lives in the resource's own directory (see artifact_path).
+    """
     params = dict(spec.model_params or {})
     return jobconfig.JobConfig(
         stage=stage,
         model=jobconfig.ModelRef(namespace=owner.namespace, name=owner.name, version=version,
-                                 template=spec.template, custom_module=spec.custom_module, params=params),
+                                 template=spec.template, custom_module=spec.custom_module, params=params,
+                                 uid=uid),
         data=jobconfig.DataSpec(uri=spec.data_uri, target=spec.target,
                                 features=tuple(spec.features) if spec.features else None,
                                 validation_split=spec.validation_split, shuffle_seed=spec.shuffle_seed,
@@ -157,10 +169,11 @@ def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt
     )
 
 
-def build_config_map(owner: Owner, job_name: str, config: jobconfig.JobConfig, component: str) -> dict[str, Any]:
+def build_config_map(owner: Owner, job_name: str, config: jobconfig.JobConfig, component: str,
+                     spec_hash: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": metadata(owner, config_map_name(job_name), component,
-                                 **{c.LABEL_VERSION: config.model.version}),
+                                 **{c.LABEL_VERSION: config.model.version, c.LABEL_SPEC_HASH: spec_hash}),
             "data": {"job.json": config.to_json()}}
 
 
@@ -223,7 +236,9 @@ def _job(spec: Spec, owner: Owner, images: Images, *, name: str, component: str,
         job_spec["completionMode"] = "Indexed"
         pod_spec["subdomain"] = workers_service_name(name)
     return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": metadata(owner, name, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt)}),
+            "metadata": metadata(owner, name, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt),
+                                                            c.LABEL_SPEC_HASH: spec.version_hash,
+                                                            c.LABEL_PLACEMENT_HASH: spec.placement_hash}),
             "spec": job_spec}
 
 
@@ -298,7 +313,7 @@ def serving_env(spec: Spec, owner: Owner, version: str, servable: str) -> list[d
 
 
 def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: str,
-                             servable: str) -> dict[str, Any]:
+                             servable: str, uid: str | None = None) -> dict[str, Any]:
     """The inference Deployment serving `version` (the "tflite" or "tfliteFloat32" servable).
 
     A new version rolls out with maxUnavailable 0, so the old pods serve until new ones are
@@ -323,7 +338,7 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
                     "name": "fetch-model",
                     "image": image,
                     "command": ["modelops-fetch"],
-                    "args": ["--source", version_path(spec, owner, version), "--dest", f"{c.MODELS_MOUNT}/{version}"],
+                    "args": ["--source", version_path(spec, owner, version, uid), "--dest", f"{c.MODELS_MOUNT}/{version}"],
                     "volumeMounts": storage_mounts + [{"name": "models", "mountPath": c.MODELS_MOUNT}],
                     "resources": HELPER_RESOURCES,
                     "securityContext": RESTRICTED_CONTAINER_SECURITY,
@@ -355,6 +370,13 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
             "metadata": metadata(owner, serving_name(owner), "serving"), "spec": deployment_spec}
 
 
+def build_replicas_handover(owner: Owner, replicas: int) -> dict[str, Any]:
+    """The Deployment's current replica count alone, applied by another manager before autoscaling
+    takes over (Kubernetes' documented migration of a Deployment to an HPA with server-side apply)."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": serving_name(owner), "namespace": owner.namespace}, "spec": {"replicas": replicas}}
+
+
 def build_serving_service(owner: Owner) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(owner, serving_name(owner), "serving"),
             "spec": {"selector": serving_selector(owner),
@@ -383,9 +405,9 @@ def build_pdb(owner: Owner) -> dict[str, Any]:
 
 
 def build_serving_objects(spec: Spec, owner: Owner, images: Images, version: str,
-                          servable: str) -> tuple[list[dict], list[tuple[str, str]]]:
+                          servable: str, uid: str | None = None) -> tuple[list[dict], list[tuple[str, str]]]:
     """Everything serving needs, and the (kind, name) of serving objects that must not exist."""
-    wanted = [build_serving_deployment(spec, owner, images, version, servable), build_serving_service(owner)]
+    wanted = [build_serving_deployment(spec, owner, images, version, servable, uid), build_serving_service(owner)]
     unwanted = []
     for present, obj, kind in ((spec.autoscaling, build_hpa(spec, owner) if spec.autoscaling else None,
                                 "HorizontalPodAutoscaler"),
@@ -401,13 +423,24 @@ def cleanup_job_name(owner: Owner) -> str:
     return f"{owner.name}-cleanup-{owner.uid[:8]}"
 
 
-def build_cleanup_job(spec: Spec, owner: Owner, images: Images) -> dict[str, Any]:
+# Fails (so the finalizer's Warning says so) when a path cannot be removed; a missing one is done.
+CLEANUP_SCRIPT = "import os, shutil, sys\nfor path in sys.argv[1:]:\n    if os.path.lexists(path):\n" \
+                 "        shutil.rmtree(path)\n"
+
+
+def cleanup_targets(spec: Spec, owner: Owner, legacy_versions: list[str]) -> list[str]:
+    """This resource's directory, and the versions it made before versions lived under its uid."""
+    root = storage_root(spec)
+    own = str(jobconfig.version_dir(root, owner.namespace, owner.name, "", owner.uid)).rstrip("/")
+    return [own] + [str(jobconfig.version_dir(root, owner.namespace, owner.name, v)) for v in legacy_versions]
+
+
+def build_cleanup_job(spec: Spec, owner: Owner, images: Images, legacy_versions: list[str] = ()) -> dict[str, Any]:
     """A Job that deletes the model's versions from storage, for a ModelDeployment being deleted.
 
     It has no owner reference on purpose: the owner is going away, and the Job must outlive it
     long enough to finish; ttlSecondsAfterFinished removes it afterwards.
     """
-    target = str(jobconfig.version_dir(storage_root(spec), owner.namespace, owner.name, "")).rstrip("/")
     volumes, mounts = _claim_volumes(spec, read_only_storage=False)
     storage = [m for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
     meta = metadata(owner, cleanup_job_name(owner), "cleanup")
@@ -420,9 +453,8 @@ def build_cleanup_job(spec: Spec, owner: Owner, images: Images) -> dict[str, Any
                               "securityContext": pod_security(spec, images),
                               "containers": [{
                                   "name": "cleanup", "image": spec.training_image or images.training,
-                                  "command": ["python", "-c",
-                                              "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)",
-                                              target],
+                                  "command": ["python", "-c", CLEANUP_SCRIPT,
+                                              *cleanup_targets(spec, owner, list(legacy_versions))],
                                   "volumeMounts": storage, "resources": HELPER_RESOURCES,
                                   "securityContext": RESTRICTED_CONTAINER_SECURITY}],
                               "volumes": [v for v in volumes

@@ -21,12 +21,20 @@ class CleanupStep:
     release: bool                              # remove the finalizer now
     event: tuple[str, str, str] | None = None  # (type, reason, message)
     create_job: dict[str, Any] | None = None
+    # Released without finishing: a clean-up left running could delete what comes next (a
+    # re-created resource of the same name writes to its own directory, but never race it).
+    stop_job: bool = False
 
 
 def plan_cleanup(spec: Spec, owner: b.Owner, images: b.Images, job: JobState | None,
-                 deleting_since: dt.datetime, now: dt.datetime, timeout_s: float) -> CleanupStep:
-    """Pure: what to do for a ModelDeployment being deleted that holds the artifacts finalizer."""
-    where = f"{spec.storage_uri}/{owner.namespace}/{owner.name}"
+                 deleting_since: dt.datetime, now: dt.datetime, timeout_s: float,
+                 status: Mapping[str, Any] | None = None) -> CleanupStep:
+    """Pure: what to do for a ModelDeployment being deleted that holds the artifacts finalizer.
+
+    Deletes this resource's own directory, and the versions in its history made before versions
+    lived under the resource's uid; never a same-named predecessor's or successor's.
+    """
+    where = f"{spec.storage_uri}/{b.artifact_path(owner, '').rstrip('/')}"
     if job is not None and job.succeeded:
         return CleanupStep(release=True, event=("Normal", "ArtifactsDeleted", f"deleted {where}"))
     out_of_time = (now - deleting_since).total_seconds() >= timeout_s
@@ -35,8 +43,10 @@ def plan_cleanup(spec: Spec, owner: b.Owner, images: b.Images, job: JobState | N
         return CleanupStep(release=True, event=(
             "Warning", "ArtifactsNotDeleted",
             f"could not delete {where} (cleanup Job {b.cleanup_job_name(owner)}: {why}); "
-            "released the finalizer, delete the files by hand"))
-    return CleanupStep(release=False, create_job=b.build_cleanup_job(spec, owner, images) if job is None else None)
+            "released the finalizer, delete the files by hand"), stop_job=job is not None and not job.failed)
+    legacy = [h["version"] for h in (status or {}).get("history") or [] if h.get("version") and not h.get("artifactPath")]
+    return CleanupStep(release=False,
+                       create_job=b.build_cleanup_job(spec, owner, images, legacy) if job is None else None)
 
 
 def finalizer_patch(meta: Mapping[str, Any], finalizer: str, present: bool) -> list[dict[str, Any]] | None:

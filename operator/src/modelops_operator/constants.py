@@ -6,6 +6,8 @@ KIND = "ModelDeployment"
 PLURAL = "modeldeployments"
 
 FIELD_MANAGER = "modelops-operator"
+# Holds spec.replicas of a serving Deployment between the operator letting go and the HPA scaling it.
+HANDOVER_MANAGER = "modelops-handover"
 # kopf's own bookkeeping lives in annotations under this prefix, so status holds only documented fields.
 ANNOTATION_PREFIX = GROUP
 FINALIZER = f"{GROUP}/artifacts"
@@ -14,6 +16,10 @@ LABEL_MODEL = f"{GROUP}/model-deployment"
 LABEL_VERSION = f"{GROUP}/model-version"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_STAGE = f"{GROUP}/stage"
+# Which resource (uid) and which spec (version hash) a child was made for: a name proves neither.
+LABEL_OWNER_UID = f"{GROUP}/owner-uid"
+LABEL_SPEC_HASH = f"{GROUP}/spec-hash"
+LABEL_PLACEMENT_HASH = f"{GROUP}/placement-hash"   # on stage Jobs: see spec.PLACEMENT_FIELDS
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "modelops"
 

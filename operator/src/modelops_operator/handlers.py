@@ -19,7 +19,7 @@ MANAGED = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
 @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, id="reconcile-modeldeployment")
 def on_event_modeldeployment(type: str, namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
     if type == "DELETED":
-        memo.reconciler.metrics.forget(namespace, name)
+        memo.reconciler.forget(namespace, name)
         return
     memo.reconciler.reconcile(namespace, name)
 

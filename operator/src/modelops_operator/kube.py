@@ -86,11 +86,11 @@ class Kube:
         result = self._call("GET", self._path(kind, namespace), query=[("labelSelector", label_selector)])
         return result.get("items") or []
 
-    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def apply(self, obj: Mapping[str, Any], manager: str = c.FIELD_MANAGER) -> dict[str, Any]:
         """Server-side apply: creates, adopts or updates the fields this operator manages."""
         meta = obj["metadata"]
         return self._call("PATCH", self._path(obj["kind"], meta["namespace"], meta["name"]), body=obj,
-                          query=[("fieldManager", c.FIELD_MANAGER), ("force", "true")],
+                          query=[("fieldManager", manager), ("force", "true")],
                           content_type="application/apply-patch+yaml")
 
     def create_or_adopt(self, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,16 +113,29 @@ class Kube:
         return existing
 
     def json_patch(self, kind: str, namespace: str, name: str, patch: list[dict[str, Any]]) -> dict[str, Any]:
-        return self._call("PATCH", self._path(kind, namespace, name), body=patch,
-                          content_type="application/json-patch+json")
+        """A JSON patch; one guarded by a `test` op that fails raises 409, as any stale write does.
 
-    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        The API server answers a failed `test` with 422: treated as an error, it would post
+        ReconcileFailed and back off for what is only a resource that moved on.
+        """
         try:
-            self._call("DELETE", self._path(kind, namespace, name),
-                       body={"propagationPolicy": "Background"})
+            return self._call("PATCH", self._path(kind, namespace, name), body=patch,
+                              content_type="application/json-patch+json")
+        except ApiException as e:
+            if e.status == 422 and any(op.get("op") == "test" for op in patch):
+                raise ApiException(status=409, reason=f"Conflict: {api_message(e)}") from e
+            raise
+
+    def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete by name; with `uid`, only that very object (409 from the precondition: it was replaced)."""
+        options: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        try:
+            self._call("DELETE", self._path(kind, namespace, name), body=options)
             return True
         except ApiException as e:
-            if e.status == 404:
+            if e.status == 404 or (uid and e.status == 409):
                 return False
             raise
 
@@ -141,3 +154,11 @@ class Kube:
 
     def create_event(self, namespace: str, event: Mapping[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/namespaces/{namespace}/events", body=event)
+
+
+def api_message(error: ApiException) -> str:
+    """The API server's one-line explanation in an error's body ('' when there is none)."""
+    try:
+        return json.loads(error.body).get("message", "")[:500]
+    except (TypeError, ValueError):
+        return ""

@@ -18,6 +18,7 @@ from . import builders as b
 from . import constants as c
 from . import policy
 from .conditions import get_condition, set_condition
+from .ownership import FOREIGN, InTheWay
 from .spec import Spec
 from .stuck import Stuck
 
@@ -36,6 +37,7 @@ class JobState:
     failure_message: str | None = None
     starting: bool = False           # active, but not every pod it runs is ready yet
     stuck: Stuck | None = None       # why its pods do not start, when Kubernetes says
+    placement: str | None = None     # the placement hash it was made with (None: made before the label)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class DeploymentState:
     updated: int
     rolled_out: bool      # as `kubectl rollout status`: every desired replica updated and available, no old one left
     available: int = 0
+    replicas_applied_by_us: bool = False   # spec.replicas is in this operator's applied configuration
 
     @property
     def ready_text(self) -> str:
@@ -56,15 +59,19 @@ class DeploymentState:
 
 @dataclass
 class Observed:
-    training_job: JobState | None = None      # None: the Job does not exist
+    training_job: JobState | None = None      # None: the Job does not exist, or is not ours
     compression_job: JobState | None = None
     deployment: DeploymentState | None = None
+    # Objects holding the names of children this plan wants, and not ours (see ownership.py).
+    in_the_way: dict[tuple[str, str], InTheWay] = field(default_factory=dict)
 
 
 @dataclass
 class Plan:
     apply: list[dict[str, Any]] = field(default_factory=list)          # create-or-adopt / server-side apply
     create_only: list[dict[str, Any]] = field(default_factory=list)    # immutable objects: create, or adopt as is
+    # Applied first, by c.HANDOVER_MANAGER: keeps a field's value while this operator lets go of it.
+    handover: list[dict[str, Any]] = field(default_factory=list)
     delete: list[tuple[str, str]] = field(default_factory=list)        # (kind, name)
     status: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)   # (type, reason, message)
@@ -88,8 +95,10 @@ def job_state(job: Mapping[str, Any] | None, pods: list[Mapping[str, Any]]) -> J
             continue
         try:
             report = decode(terminated.get("message") or "")
-        except ReportError:
+        except ReportError as e:
             report = None
+            if succeeded:   # a success whose report breaks the contract (e.g. a NaN) is judged, not awaited
+                reason, message = "InvalidReport", f"pod {pod['metadata']['name']}: invalid stage report: {e}"
         if failed or not succeeded:
             code = terminated.get("exitCode")
             reason = (REASON_BY_EXIT_CODE.get(code) or terminated.get("reason") or "Error")
@@ -98,12 +107,16 @@ def job_state(job: Mapping[str, Any] | None, pods: list[Mapping[str, Any]]) -> J
             if report is None and text:
                 message += f": {text[-1][:300]}"
         break
+    if succeeded and report is None and reason is None:
+        # No pod left to read (deleted, garbage-collected): waiting would never end; another attempt can.
+        reason, message = "ReportMissing", "the Job succeeded but none of its pods is left with a stage report"
     if failed and reason is None:
         job_condition = conditions["Failed"]
         reason = job_condition.get("reason") or "JobFailed"
         message = job_condition.get("message") or "the Job failed"
     return JobState(active=not (succeeded or failed), succeeded=succeeded, failed=failed, report=report,
-                    failure_reason=reason, failure_message=message)
+                    failure_reason=reason, failure_message=message,
+                    placement=((job.get("metadata") or {}).get("labels") or {}).get(c.LABEL_PLACEMENT_HASH))
 
 
 def _chief_first(pods: list[Mapping[str, Any]], succeeded: bool) -> list[Mapping[str, Any]]:
@@ -141,8 +154,11 @@ def deployment_state(deployment: Mapping[str, Any] | None) -> DeploymentState | 
     ready = status.get("readyReplicas", 0)
     available = status.get("availableReplicas", 0)
     rolled_out = generation_seen and updated >= desired and replicas <= updated and available >= updated
+    ours = any(m.get("manager") == c.FIELD_MANAGER and m.get("operation") == "Apply"
+               and "f:replicas" in ((m.get("fieldsV1") or {}).get("f:spec") or {})
+               for m in (deployment.get("metadata") or {}).get("managedFields") or [])
     return DeploymentState(version=labels.get(c.LABEL_VERSION), desired=desired, replicas=replicas, ready=ready,
-                           updated=updated, rolled_out=rolled_out, available=available)
+                           updated=updated, rolled_out=rolled_out, available=available, replicas_applied_by_us=ours)
 
 
 # --- the run: which version and attempt the pipeline is on ----------------------------------
@@ -158,14 +174,21 @@ def current_run(status: Mapping[str, Any], spec: Spec, now: str, owner: b.Owner)
     Returns (run, is_new).
     """
     run = copy.deepcopy(status.get("pipeline") or {})
-    if run.get("specHash") == spec.version_hash and run.get("version") and not _identity_fixes(run, spec):
+    if (run.get("specHash") in (spec.version_hash, spec.legacy_version_hash) and run.get("version")
+            and not _identity_fixes(run, spec)):
+        run["specHash"] = spec.version_hash   # a run recorded under the legacy hash carries on
         return run, False
     known = [version_number(status.get("latestVersion")), version_number(run.get("version"))]
     known += [version_number(h.get("version")) for h in status.get("history") or []]
     version = f"v{max(known) + 1}"
     return {"version": version, "attempt": 1, "stage": "train", "specHash": spec.version_hash,
-            "identityHash": spec.identity_hash,
-            "startedAt": now, "seed": b.attempt_seed(owner, version, 1)}, True
+            "identityHash": spec.identity_hash, "startedAt": now, "seed": b.attempt_seed(owner, version, 1),
+            "artifactPath": b.artifact_path(owner, version)}, True
+
+
+def stored_under_uid(owner: b.Owner, entry: Mapping[str, Any]) -> str | None:
+    """The uid in a version's directory; None for a version started before versions lived under it."""
+    return owner.uid if entry.get("artifactPath") else None
 
 
 def _identity_fixes(run: Mapping[str, Any], spec: Spec) -> bool:
@@ -182,6 +205,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
     generation = meta.get("generation", 1)
     out = Plan()
     conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
+    before = list(conditions)   # as the last pass left them: Warnings are posted on change only
 
     def condition(type_: str, ok: bool | None, reason: str, message: str) -> None:
         nonlocal conditions
@@ -199,7 +223,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             entry = {"version": version}
             history.insert(0, entry)
         entry.update({k: v for k, v in fields.items() if v is not None})
-        history = history[:c.HISTORY_LIMIT]
+        history = trim_history(history, {status.get("modelVersion"), spec.pinned_version}, c.HISTORY_LIMIT)
 
     run, is_new = current_run(status, spec, now, owner)
     version = run["version"]
@@ -208,9 +232,13 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         if old.get("version") and old.get("stage") not in ("done", "failed"):
             record(old["version"], outcome="Superseded", finishedAt=now,
                    message=f"the spec changed; superseded by {version}")
-            for kind, name in _stage_objects(owner, old):
-                out.delete.append((kind, name))
-        record(version, outcome="Training", startedAt=now, attempts=1)
+            out.delete.extend(_stage_objects(owner, old["version"], old.get("attempt", 1)))
+        # Finished versions' Jobs, ConfigMaps and worker Services are kept one version back, for
+        # `kubectl logs`; older ones go as each new version starts, or they would pile up forever.
+        expired = next((h for h in history if version_number(h.get("version")) == version_number(version) - 2), None)
+        if expired:
+            out.delete.extend(_stage_objects(owner, expired["version"], expired.get("attempts") or 1))
+        record(version, outcome="Training", startedAt=now, attempts=1, artifactPath=run["artifactPath"])
         event("Normal", "VersionStarted", f"{version}: training started (spec generation {generation})")
         condition("Trained", False, "Training", f"{version}: training attempt 1")
         condition("Evaluated", None, "Pending", f"{version}: waiting for training")
@@ -226,8 +254,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         if stage == "train":
             attempt = run["attempt"]
             job_name = b.training_job_name(owner, version, attempt)
-            cfg = b.build_job_config(spec, owner, "train", version, attempt)
-            out.apply.append(b.build_config_map(owner, job_name, cfg, "training"))
+            cfg = b.build_job_config(spec, owner, "train", version, attempt, stored_under_uid(owner, run))
+            out.apply.append(b.build_config_map(owner, job_name, cfg, "training", spec.version_hash))
             if spec.workers > 1:
                 out.apply.append(b.build_workers_service(owner, job_name, version))
             out.create_only.append(b.build_training_job(spec, owner, images, version, attempt))
@@ -237,8 +265,9 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                 message = f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})"
                 if job is not None:
                     message = _watch_start(out, job, message, "Trained", phase, condition, event, status)
+                    message = _restart_for_placement(out, job, job_name, spec, message)
                 break
-            if job.succeeded and job.report is None:
+            if job.succeeded and job.report is None and not job.failure_reason:
                 phase, message = "Evaluating", f"{version}: waiting for the stage report of {job_name}"
                 break
             decision = policy.after_training(spec, attempt, job.report if job.succeeded or job.report else None,
@@ -266,16 +295,17 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             continue
         if stage == "compress":
             job_name = b.compression_job_name(owner, version)
-            cfg = b.build_job_config(spec, owner, "compress", version, 1)
-            out.apply.append(b.build_config_map(owner, job_name, cfg, "compression"))
+            cfg = b.build_job_config(spec, owner, "compress", version, 1, stored_under_uid(owner, run))
+            out.apply.append(b.build_config_map(owner, job_name, cfg, "compression", spec.version_hash))
             out.create_only.append(b.build_compression_job(spec, owner, images, version))
             job = compression_job
             if job is None or job.active:
                 phase, message = "Compressing", f"{version}: {spec.compression_method} compression ({job_name})"
                 if job is not None:
                     message = _watch_start(out, job, message, "Compressed", phase, condition, event, status)
+                    message = _restart_for_placement(out, job, job_name, spec, message)
                 break
-            if job.succeeded and job.report is None:
+            if job.succeeded and job.report is None and not job.failure_reason:
                 phase, message = "Compressing", f"{version}: waiting for the stage report of {job_name}"
                 break
             trained_value = (run.get("metrics") or {}).get(spec.metric)
@@ -291,7 +321,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                             metrics[f"compression{key[0].upper()}{key[1:]}"] = float(job.report.compression[key])
                 run.update(stage="serve", metrics=metrics, servable=decision.servable)
                 condition("Compressed", decision.servable == "tflite", decision.reason, f"{version}: {decision.message}")
-                record(version, outcome="Deploying", metrics=metrics)
+                # Recorded now, not on deployment: a pin can hold the rollout, and the version must be pinnable.
+                record(version, outcome="Deploying", metrics=metrics, servable=decision.servable)
                 event("Normal" if decision.servable == "tflite" else "Warning", decision.reason,
                       f"{version}: {decision.message}")
                 continue
@@ -305,13 +336,20 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
     target, servable = _serving_target(spec, run, history, served)
     deployment = observed.deployment
     if spec.pinned_version and target is None:
-        condition("Ready", False, "UnknownVersion",
-                  f"serving.modelVersion {spec.pinned_version} was never deployed; known: "
-                  + (", ".join(h["version"] for h in history if h.get("servable")) or "none"))
-        event("Warning", "UnknownVersion", f"serving.modelVersion {spec.pinned_version} was never deployed")
+        unknown = (f"serving.modelVersion {spec.pinned_version} was never deployed; known: "
+                   + (", ".join(h["version"] for h in history if h.get("servable")) or "none"))
+        if (get_condition(before, "Ready") or {}).get("message") != unknown:   # on change, not every pass
+            event("Warning", "UnknownVersion", f"serving.modelVersion {spec.pinned_version} was never deployed")
+        condition("Ready", False, "UnknownVersion", unknown)
     if target:
-        wanted, unwanted = b.build_serving_objects(spec, owner, images, target, servable)
+        stored = run if run["version"] == target else next((h for h in history if h.get("version") == target), {})
+        wanted, unwanted = b.build_serving_objects(spec, owner, images, target, servable,
+                                                   stored_under_uid(owner, stored))
         out.apply.extend(wanted)
+        if spec.autoscaling and deployment is not None and deployment.replicas_applied_by_us:
+            # Applying without spec.replicas would drop it to the default of 1 before the HPA acts:
+            # the documented hand-over keeps the current count under another manager first.
+            out.handover.append(b.build_replicas_handover(owner, deployment.desired))
         # An HPA or PDB becomes unwanted only through a spec change (seen by this pass, or made while
         # the operator was down): deleting on every pass would cost two requests each time for nothing.
         if generation != (body.get("status") or {}).get("observedGeneration"):
@@ -335,12 +373,23 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             if run["stage"] in ("serve", "done") or spec.pinned_version:
                 phase, message = "Deploying", f"rolling out {target}{progress}"
     if run["stage"] == "done" and phase == "Pending":
-        phase, message = "Ready", f"{version} is serving"
+        phase, message = "Ready", f"{served or version} is serving"
+    if run["stage"] == "serve" and target and target != version and phase == "Pending":
+        phase, message = "Ready", (f"{served or target} is serving, pinned by serving.modelVersion; {version} passed "
+                                   "and rolls out once the pin is removed or set to it")
     if run["stage"] == "failed":
         phase = "Failed"
         message = run.get("message", "")
         if served:
             message += f"; still serving {served}"
+
+    for way in _make_way(out, observed.in_the_way):
+        type_ = CONDITION_OF_COMPONENT.get(way.component, "Ready")
+        if (get_condition(before, type_) or {}).get("message") != way.message:
+            event("Warning", "NameConflict", way.message)
+        condition(type_, False, "NameConflict", way.message)
+        if phase != "Failed":
+            message = way.message
 
     ready_replicas = deployment.ready if deployment else 0
     desired = deployment.desired if deployment else 0
@@ -372,6 +421,29 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         event("Normal" if phase != "Failed" else "Warning", f"Phase{phase}", message or phase)
     out.status = status
     return out
+
+
+def trim_history(history: list[dict[str, Any]], keep: set[str | None], limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` entries, never dropping a kept one (the served or pinned version).
+
+    The served version's entry says which servable it runs (an uncompressed fallback): without
+    it the next rendering would default to tflite and re-roll a version that failed its check.
+    """
+    kept = [h for h in history if h.get("version") in keep]
+    others = [h for h in history if h.get("version") not in keep][:max(0, limit - len(kept))]
+    chosen = {id(h) for h in kept + others}
+    return [h for h in history if id(h) in chosen]
+
+
+def _restart_for_placement(out: Plan, job: JobState, job_name: str, spec: Spec, message: str) -> str:
+    """A running stage Job made with other placement (resources, node selection, identity, …) is deleted,
+    to be made again as the spec now says: its pod template cannot change, and a pod refused by a quota or
+    unschedulable would otherwise wait for its deadline. Neither a new version nor a finished Job's result."""
+    if not job.active or job.placement in (None, spec.placement_hash):
+        return message
+    out.delete.append(("Job", job_name))
+    out.create_only = [o for o in out.create_only if o["metadata"]["name"] != job_name]
+    return f"{message}: restarting it with the new placement"
 
 
 def _watch_start(out: Plan, job: JobState, message: str, condition_type: str, normal_reason: str,
@@ -424,7 +496,35 @@ def _serving_target(spec: Spec, run: Mapping[str, Any], history: list[Mapping[st
     return None, "tflite"
 
 
-def _stage_objects(owner: b.Owner, run: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The Jobs of a superseded run, deleted so they stop using the cluster."""
-    version, attempt = run["version"], run.get("attempt", 1)
-    return [("Job", b.training_job_name(owner, version, attempt)), ("Job", b.compression_job_name(owner, version))]
+def _stage_objects(owner: b.Owner, version: str, attempts: int) -> list[tuple[str, str]]:
+    """Everything a version's stages made: the Jobs of every attempt, their ConfigMaps and worker Services."""
+    training = [b.training_job_name(owner, version, a) for a in range(1, attempts + 1)]
+    compression = b.compression_job_name(owner, version)
+    return ([("Job", j) for j in training + [compression]] + [("ConfigMap", b.config_map_name(j)) for j in training + [compression]]
+            + [("Service", b.workers_service_name(j)) for j in training])
+
+
+CONDITION_OF_COMPONENT = {"training": "Trained", "compression": "Compressed", "serving": "Deployed"}
+
+
+def _make_way(out: Plan, in_the_way: Mapping[tuple[str, str], InTheWay]) -> list[InTheWay]:
+    """Keep the plan off objects that are not ours; returns the foreign ones, which block it.
+
+    A stale Job (an earlier resource's, or another spec's) is deleted and made again once gone:
+    its report must never be judged. Other stale objects are taken over by the apply, unless
+    being deleted. A foreign object is never touched, and no Job starts beside a foreign object
+    of its component (the ConfigMap it would mount could be someone else's).
+    """
+    def way(obj: Mapping[str, Any]) -> InTheWay | None:
+        return in_the_way.get((obj["kind"], obj["metadata"]["name"]))
+
+    foreign = [w for w in in_the_way.values() if w.verdict == FOREIGN]
+    blocked = {w.component for w in foreign}
+    for job in out.create_only:
+        stale = way(job)
+        if stale and stale.verdict != FOREIGN and not stale.deleting:
+            out.delete.append((stale.kind, stale.name))
+    out.create_only = [o for o in out.create_only
+                       if way(o) is None and o["metadata"]["labels"].get("app.kubernetes.io/component") not in blocked]
+    out.apply = [o for o in out.apply if (w := way(o)) is None or (w.verdict != FOREIGN and not w.deleting)]
+    return foreign

@@ -12,6 +12,9 @@ from modelops_contracts.report import PERMANENT_REASONS, StageReport
 
 from .spec import Spec
 
+# A report that breaks the contract (a NaN metric) comes from a trainer the next attempt runs too.
+GIVE_UP_REASONS = PERMANENT_REASONS | {"InvalidReport"}
+
 
 @dataclass(frozen=True)
 class Retrain:
@@ -64,7 +67,7 @@ def after_training(spec: Spec, attempt: int, report: StageReport | None,
     if report is None or not report.succeeded:
         reason = (report.reason if report else None) or failure_reason or "TrainingFailed"
         message = (report.message if report else None) or failure_message or "training failed"
-        if reason in PERMANENT_REASONS:
+        if reason in GIVE_UP_REASONS:
             return Fail(reason=reason, message=f"attempt {attempt}: {message}")
         return _retrain_or_fail(spec, attempt, reason, f"attempt {attempt} failed: {message}")
     value = report.metrics.get(spec.metric)

@@ -7,28 +7,26 @@ refusal that failed it (a quota, a missing permission) may be fixed without touc
 """
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import datetime as dt
-import json
 import logging
 import threading
 import time
-from collections import defaultdict
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from kubernetes.client.exceptions import ApiException
 
 from . import builders as b
 from . import constants as c
-from . import pipeline, stuck
+from . import pipeline
 from .cleanup import finalizer_patch, plan_cleanup
-from .kube import ConflictError, Kube
+from .children import Children
+from .kube import Kube, api_message
 from .metrics import Metrics
+from .requeue import Requeues
 from .spec import Spec, SpecError, parse
 
 log = logging.getLogger(__name__)
-RETRY_FIRST_S = 2.0
-RETRY_MAX_S = 300.0
 
 
 def utcnow() -> str:
@@ -43,16 +41,21 @@ class Reconciler:
         self.metrics = metrics
         self.clock = clock
         self.cleanup_timeout_s = cleanup_timeout_s
-        self._locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+        self.requeues = Requeues(self._requeued)
+        # Per-resource locks, counted so that the map holds only resources being reconciled now.
+        self._locks: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
         self._locks_guard = threading.Lock()
-        self._failures: dict[tuple[str, str], int] = {}
-        self._rechecks: set[tuple[str, str]] = set()   # resources with a pending recheck timer (at most one each)
+        self._last_failure: dict[tuple[str, str], str] = {}
 
     def requeue(self, namespace: str, name: str, delay_s: float) -> None:
         """Reconcile again after a delay, for waits no watch event will end (a stuck clean-up)."""
-        timer = threading.Timer(delay_s, self._requeued, args=(namespace, name))
-        timer.daemon = True
-        timer.start()
+        self.requeues.after((namespace, name), delay_s)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The resource is gone: drop what the operator keeps about it in memory."""
+        self.metrics.forget(namespace, name)
+        self.requeues.forget((namespace, name))
+        self._last_failure.pop((namespace, name), None)
 
     def _requeued(self, namespace: str, name: str) -> None:
         try:
@@ -60,46 +63,59 @@ class Reconciler:
         except Exception:  # a timer thread has nobody to raise to; the next event retries
             log.exception("requeued reconcile of %s/%s failed", namespace, name)
 
-    def _lock(self, namespace: str, name: str) -> threading.Lock:
+    @contextlib.contextmanager
+    def _locked(self, key: tuple[str, str]) -> Iterator[None]:
         with self._locks_guard:
-            return self._locks[(namespace, name)]
+            lock, users = self._locks.get(key) or (threading.Lock(), 0)
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._locks_guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
 
     def reconcile(self, namespace: str, name: str) -> None:
         started = time.monotonic()
         result = "ok"
         key = (namespace, name)
         try:
-            with self._lock(namespace, name):
+            with self._locked(key):
                 self._reconcile(namespace, name)
-            self._failures.pop(key, None)
+            self.requeues.succeeded(key)
+            self._last_failure.pop(key, None)
         except ApiException as e:
             # 409: the resource moved on while we planned; the event that moved it reconciles again.
             result = "conflict" if e.status == 409 else "error"
             if e.status != 409:
-                self._retry_later(key)
+                self.requeues.failed(key)
                 raise
         except Exception:
             result = "error"
-            self._retry_later(key)
+            self.requeues.failed(key)
             raise
         finally:
             self.metrics.reconciled(result, time.monotonic() - started)
 
-    def _retry_later(self, key: tuple[str, str]) -> None:
-        failures = self._failures[key] = self._failures.get(key, 0) + 1
-        self.requeue(*key, min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (failures - 1)))
-
     def _reconcile(self, namespace: str, name: str) -> None:
         body = self.kube.read(c.KIND, namespace, name)
         if body is None:
-            self.metrics.forget(namespace, name)
+            self.forget(namespace, name)
             return
         try:
             self._reconcile_body(body)
         except ApiException as e:
             if e.status != 409:
-                # Say why in the resource's events (a quota, a missing permission); the pass is retried.
-                self.post_event(body, "Warning", "ReconcileFailed", f"{e.status} {e.reason}: {_api_message(e)}")
+                # Say why in the resource's events (a quota, a missing permission), once per cause:
+                # every retry and watch event fails the same way until someone fixes it.
+                why = f"{e.status} {e.reason}: {api_message(e)}"
+                if self._last_failure.get((namespace, name)) != why:
+                    self._last_failure[(namespace, name)] = why
+                    self.post_event(body, "Warning", "ReconcileFailed", why)
             raise
 
     def _reconcile_body(self, body: dict[str, Any]) -> None:
@@ -120,40 +136,21 @@ class Reconciler:
             return
         self._set_finalizer(body, spec.delete_artifacts)
         run, _ = pipeline.current_run(body.get("status") or {}, spec, now, owner)
-        observed = self._observe(owner, run)
+        children = Children(self.kube, owner)
+        observed = self._observe(children, run)
         plan = pipeline.plan(body, spec, observed, self.images, now)
-        for kind, child in plan.delete:
-            self.kube.delete(kind, namespace, child)
-        for obj in plan.apply:
-            self.kube.apply(obj)
-        for obj in plan.create_only:
-            try:
-                self.kube.create_or_adopt(obj)
-            except ConflictError as e:
-                plan.events.append(("Warning", "NameConflict", str(e)))
+        observed.in_the_way = children.in_the_way(plan.apply + plan.create_only)
+        if observed.in_the_way:   # plan again, kept off names others hold
+            plan = pipeline.plan(body, spec, observed, self.images, now)
+        # Status first: a pass that loses the race to a newer spec (409) creates nothing, so no Job is
+        # made for a version status does not record, and the next pass never adopts one for another spec.
         if plan.status != (body.get("status") or {}):
             self.kube.replace_status(body, plan.status)
-        for kind, reason, message in plan.events:
-            self.post_event(body, kind, reason, message)
-        if plan.recheck_after_s:
-            self._recheck(namespace, name, plan.recheck_after_s)
         self.metrics.observe_phase(namespace, name, plan.status.get("phase", "Pending"))
-
-    def _recheck(self, namespace: str, name: str, delay_s: float) -> None:
-        """Reconcile again after a delay, unless a recheck of this resource is already pending."""
-        key = (namespace, name)
-        with self._locks_guard:
-            if key in self._rechecks:
-                return
-            self._rechecks.add(key)
-
-        def run() -> None:
-            with self._locks_guard:
-                self._rechecks.discard(key)
-            self._requeued(namespace, name)
-        timer = threading.Timer(delay_s, run)
-        timer.daemon = True
-        timer.start()
+        for kind, reason, message in plan.events + children.carry_out(plan):
+            self.post_event(body, kind, reason, message)
+        if plan.recheck_after_s:   # pods are not watched: look again while a stage Job's pods start
+            self.requeue(namespace, name, plan.recheck_after_s)
 
     def _set_finalizer(self, body: Mapping[str, Any], present: bool) -> None:
         patch = finalizer_patch(body["metadata"], c.FINALIZER, present)
@@ -164,10 +161,14 @@ class Reconciler:
     def _finalize(self, body: dict[str, Any], spec: Spec, owner: b.Owner) -> None:
         meta = body["metadata"]
         name = b.cleanup_job_name(owner)
-        step = plan_cleanup(spec, owner, self.images, self._job(owner.namespace, name),
-                            _parse_time(meta["deletionTimestamp"]), _parse_time(utcnow()), self.cleanup_timeout_s)
+        children = Children(self.kube, owner)
+        step = plan_cleanup(spec, owner, self.images, children.job(name),
+                            _parse_time(meta["deletionTimestamp"]), _parse_time(utcnow()), self.cleanup_timeout_s,
+                            body.get("status"))
         if step.create_job:
             self.kube.create_or_adopt(step.create_job)
+        if step.stop_job:
+            children.delete("Job", name)
         if step.event:
             self.post_event(body, *step.event)
         if step.release:
@@ -175,33 +176,17 @@ class Reconciler:
         else:
             self.requeue(owner.namespace, owner.name, min(5.0, self.cleanup_timeout_s / 4))
 
-    def _observe(self, owner: b.Owner, run: Mapping[str, Any]) -> pipeline.Observed:
+    @staticmethod
+    def _observe(children: Children, run: Mapping[str, Any]) -> pipeline.Observed:
         observed = pipeline.Observed()
+        owner = children.owner
         if run["stage"] == "train":
-            observed.training_job = self._job(owner.namespace, b.training_job_name(owner, run["version"], run["attempt"]))
+            observed.training_job = children.job(b.training_job_name(owner, run["version"], run["attempt"]),
+                                                 run["specHash"])
         elif run["stage"] == "compress":
-            observed.compression_job = self._job(owner.namespace, b.compression_job_name(owner, run["version"]))
-        observed.deployment = pipeline.deployment_state(
-            self.kube.read("Deployment", owner.namespace, b.serving_name(owner)))
+            observed.compression_job = children.job(b.compression_job_name(owner, run["version"]), run["specHash"])
+        observed.deployment = children.deployment()
         return observed
-
-    def _job(self, namespace: str, name: str) -> pipeline.JobState | None:
-        job = self.kube.read("Job", namespace, name)
-        if job is None:
-            return None
-        state = pipeline.job_state(job, [])
-        if state.active and not stuck.starting(job):   # running: its pods have nothing to say yet
-            return state
-        pods = self.kube.list("Pod", namespace, f"batch.kubernetes.io/job-name={name}")
-        if not state.active:   # finished: the pods' termination messages carry the outcome
-            return pipeline.job_state(job, pods)
-        # Starting: say why it is not running, when Kubernetes knows (pods are not watched, so check again soon).
-        # The Job's own events explain pods it could not create (all of them, or one worker of several).
-        job_events = self.kube.warning_events(namespace, "Job", name)
-        events = job_events if stuck.pods_missing(job, pods) else []
-        for pod in stuck.pods_to_ask_about(pods)[:1]:
-            events += self.kube.warning_events(namespace, "Pod", pod)
-        return dataclasses.replace(state, starting=True, stuck=stuck.diagnose(pods, events))
 
     def _write_invalid(self, body: Mapping[str, Any], message: str, now: str) -> None:
         status = dict(body.get("status") or {})
@@ -228,13 +213,6 @@ class Reconciler:
             self.kube.create_event(meta["namespace"], event)
         except ApiException as e:  # an event is worth a log line, never a failed reconcile
             log.warning("could not post event %s for %s/%s: %s", reason, meta["namespace"], meta["name"], e.reason)
-
-
-def _api_message(error: ApiException) -> str:
-    try:
-        return json.loads(error.body).get("message", "")[:500]
-    except (TypeError, ValueError):
-        return ""
 
 
 def _parse_time(ts: str) -> dt.datetime:

@@ -67,8 +67,22 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "pod_security_context": ("podSecurityContext", None),
 }
 REQUIRED = ("template", "data_uri", "metric", "storage_uri")
-# The spec sections whose change makes a new model version; serving changes do not.
-VERSION_SECTIONS = ("model", "data", "training", "evaluation", "compression")
+# What makes a new model version: what is trained on what, how, and how it is judged and
+# compressed, read with defaults applied. Placement (resources, nodeSelector, tolerations,
+# affinity, priorityClassName, podAnnotations, backoffLimit, activeDeadlineSeconds) changes no
+# model, and a CRD upgrade that adds a default changes no parsed value.
+VERSION_FIELDS = ("template", "custom_module", "model_params", "data_uri", "target", "features", "feature_spec",
+                  "validation_split", "shuffle_seed", "s3_endpoint", "training_image", "strategy", "workers", "gpus_per_worker", "epochs",
+                  "batch_size", "learning_rate", "metric", "threshold_min", "threshold_max", "max_retrains",
+                  "compression_method", "pruning_enabled", "pruning_sparsity", "max_degradation", "on_degradation")
+FLOAT_FIELDS = ("validation_split", "learning_rate", "threshold_min", "threshold_max", "pruning_sparsity",
+                "max_degradation")
+# Where and how a stage's pods run: a change makes no new version, but restarts a stage Job still running
+# (its pod template is immutable), so a quota's refusal or an unschedulable pod can be fixed in the spec.
+PLACEMENT_FIELDS = ("training_resources", "node_selector", "tolerations", "affinity", "priority_class_name",
+                    "pod_annotations", "backoff_limit", "active_deadline_seconds", "pod_security_context")
+# The sections the hash covered before VERSION_FIELDS: a run recorded under it is not a new version.
+LEGACY_VERSION_SECTIONS = ("model", "data", "training", "evaluation", "compression")
 
 
 class SpecError(ValueError):
@@ -132,12 +146,18 @@ class Spec:
     storage_uri: str
     delete_artifacts: bool
     pod_security_context: dict | None
-    # Hash of the version-defining sections: a new hash means a new model version.
+    # Hash of VERSION_FIELDS: a new hash means a new model version.
     version_hash: str
+    # The hash as operators before it computed it (raw sections), so an upgrade starts no version.
+    legacy_version_hash: str
 
     @property
     def autoscaling(self) -> bool:
         return self.autoscaling_max is not None
+
+    @property
+    def placement_hash(self) -> str:
+        return _digest({k: getattr(self, k) for k in PLACEMENT_FIELDS})
 
     @property
     def identity_hash(self) -> str:
@@ -169,9 +189,23 @@ class Spec:
         return f">= {self.threshold_min}" if self.threshold_min is not None else f"<= {self.threshold_max}"
 
 
-def version_hash(spec: Mapping[str, Any]) -> str:
-    sections = {k: spec.get(k) for k in VERSION_SECTIONS}
-    return hashlib.sha256(json.dumps(sections, sort_keys=True).encode()).hexdigest()[:16]
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def version_hash(values: Mapping[str, Any]) -> str:
+    """Hash of the parsed values that define a model (numbers canonical: 1 and 1.0 are one value)."""
+    canonical = {k: values[k] for k in VERSION_FIELDS}
+    for k in FLOAT_FIELDS:
+        if canonical[k] is not None:
+            canonical[k] = float(canonical[k])
+    if not canonical["pruning_enabled"]:
+        canonical["pruning_sparsity"] = None
+    return _digest(canonical)
+
+
+def legacy_version_hash(spec: Mapping[str, Any]) -> str:
+    return _digest({k: spec.get(k) for k in LEGACY_VERSION_SECTIONS})
 
 
 def parse(spec: Mapping[str, Any]) -> Spec:
@@ -189,7 +223,7 @@ def parse(spec: Mapping[str, Any]) -> Spec:
         values["model_params"] = dict(values["model_params"])
     if isinstance(values["feature_spec"], Mapping):
         values["feature_spec"] = json.loads(json.dumps(values["feature_spec"]))   # plain dicts for the job config
-    parsed = Spec(**values, version_hash=version_hash(spec))
+    parsed = Spec(**values, version_hash=version_hash(values), legacy_version_hash=legacy_version_hash(spec))
     _check_cross_field_rules(parsed, spec)
     return parsed
 

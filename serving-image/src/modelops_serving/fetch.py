@@ -17,12 +17,15 @@ from modelops_contracts import manifest as manifest_contract
 
 
 def fetch(source: Path, dest: Path) -> manifest_contract.Manifest:
-    m = manifest_contract.read(source)
+    m = manifest_contract.read(source)   # refuses paths that leave the version directory
     dest.mkdir(parents=True, exist_ok=True)
+    root = source.resolve()
     for rel in sorted(m.files):
         target = dest / rel
         if not (source / rel).is_file():
             raise manifest_contract.ManifestError(f"{rel}: listed in the manifest but missing in {source}")
+        if root not in (source / rel).resolve().parents:   # a symbolic link out of the version
+            raise manifest_contract.ManifestError(f"{rel}: leads outside {source}")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / rel, target)
     shutil.copyfile(source / manifest_contract.FILENAME, dest / manifest_contract.FILENAME)

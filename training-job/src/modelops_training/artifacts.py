@@ -55,8 +55,14 @@ def _ownership_hint(error: OSError) -> str:
             "operator's defaults), or change the directory's owner (fsGroup does not apply to hostPath or NFS)")
 
 
-def remove_stale_staging(version_dir: Path) -> None:
-    for stale in version_dir.parent.glob(staging_prefix(version_dir) + "*"):
+def remove_stale_staging(version_dir: Path, attempt: int = 1) -> None:
+    """What a crash or an earlier attempt left beside the version: half-written staging directories,
+    a replaced copy a crash kept from being removed, and earlier attempts' backups (a new attempt
+    never resumes another's: it trains with its own seed)."""
+    leftovers = [*version_dir.parent.glob(staging_prefix(version_dir) + "*"),
+                 *version_dir.parent.glob(f".{version_dir.name}.replaced-*"),
+                 *(backup_dir(version_dir, a) for a in range(1, attempt))]
+    for stale in leftovers:
         shutil.rmtree(stale, ignore_errors=True)
 
 

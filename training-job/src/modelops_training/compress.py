@@ -44,7 +44,8 @@ def _compress(config: JobConfig) -> StageReport:
     if config.model.template == "custom":
         data.import_custom_module(config.model.custom_module)   # registers any custom layers before loading
     model = export.load(root)
-    before = metrics.evaluate(prepared.task, prepared.y_val, model.predict(prepared.x_val, verbose=0))
+    before = metrics.reportable(metrics.evaluate(prepared.task, prepared.y_val, model.predict(
+        prepared.x_val, verbose=0)), config.metric, "held-out split")
     method, sparsity = config.compression.method, config.compression.pruning_sparsity
     float32 = _convert(model, "none", prepared)
     # The uncompressed model in a form the TensorFlow-free serving image loads, published before anything
@@ -60,6 +61,10 @@ def _compress(config: JobConfig) -> StageReport:
         first_line = (str(e).strip().splitlines() or [""])[0]
         raise CompressionFailed(f"compression.method {method}: {type(e).__name__}: {first_line}",
                                 compression=fallback) from None
+    try:   # the compressed model yielding an undefined metric is compression's failure, not the data's
+        after = metrics.reportable(after, config.metric, f"held-out split with the {method} model")
+    except BadData as e:
+        raise CompressionFailed(f"compression.method {method}: {e}", compression=fallback) from None
 
     higher = config.metric in HIGHER_IS_BETTER
     summary = {"method": method, "pruningSparsity": sparsity, "float32Bytes": len(float32),

@@ -44,7 +44,7 @@ def _train(config: JobConfig) -> StageReport:
                       f"{spec.batch_size}")
     if chief:
         artifacts.ensure_parent(config.version_dir)   # fail on unwritable storage before spending time training
-        artifacts.remove_stale_staging(config.version_dir)
+        artifacts.remove_stale_staging(config.version_dir, spec.attempt)
     inputs = ModelInputs.of(prepared)
     keras.utils.set_random_seed(spec.seed)
     with strategy.scope():
@@ -85,9 +85,8 @@ def _train(config: JobConfig) -> StageReport:
         # can leave workers waiting on each other after fit.
         trained = build_model(config, inputs)
         trained.set_weights(model.get_weights())
-        held_out = metrics.evaluate(prepared.task, prepared.y_val, trained.predict(prepared.x_val,
-                                                                                  batch_size=PREDICT_BATCH,
-                                                                                  verbose=0))
+        held_out = metrics.reportable(metrics.evaluate(prepared.task, prepared.y_val, trained.predict(
+            prepared.x_val, batch_size=PREDICT_BATCH, verbose=0)), config.metric, "held-out split")
         log.info("%s: held-out %s", label, " ".join(f"{k}={v:.4g}" for k, v in held_out.items()))
         if not chief:
             return StageReport(stage="train", succeeded=True, version=config.model.version, attempt=spec.attempt,
