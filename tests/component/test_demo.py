@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from modelops_contracts import manifest
+from tests.support.litert import tflite_output
 
 pytestmark = pytest.mark.component
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,13 +37,7 @@ def test_the_demo_trains_compresses_serves_and_its_prediction_comes_from_the_ser
     # The printed answer must be what the served TFLite model computes for the printed row.
     row = json.loads(re.search(r"-d '(\{.*\})'", out).group(1))["instances"][0]
     answer = json.loads(re.search(r"  -> (\{.*\})", out).group(1))["predictions"][0]
-    from ai_edge_litert.interpreter import Interpreter
-    interpreter = Interpreter(model_path=str(version_dir / m.servables["tflite"]))
-    interpreter.allocate_tensors()
-    inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    interpreter.set_tensor(inp["index"], np.array([row], dtype=np.float32))
-    interpreter.invoke()
-    expected = interpreter.get_tensor(outp["index"])[0]
+    expected = tflite_output(version_dir / m.servables["tflite"], row)
     np.testing.assert_allclose(answer, expected, atol=1e-5)
     predicted = int(np.argmax(expected))
     assert f"predicted class {m.classes[predicted] if m.classes else predicted} " in out
@@ -153,10 +148,4 @@ def test_a_compression_past_tolerance_serves_the_float32_tflite_model(tmp_path):
     m = manifest.verify(version_dir)
     row = json.loads(re.search(r"-d '(\{.*\})'", out).group(1))["instances"][0]
     answer = json.loads(re.search(r"  -> (\{.*\})", out).group(1))["predictions"][0]
-    from ai_edge_litert.interpreter import Interpreter
-    interpreter = Interpreter(model_path=str(version_dir / m.servables["tfliteFloat32"]))
-    interpreter.allocate_tensors()
-    inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    interpreter.set_tensor(inp["index"], np.array([row], dtype=np.float32))
-    interpreter.invoke()
-    np.testing.assert_allclose(answer, interpreter.get_tensor(outp["index"])[0], atol=1e-5)
+    np.testing.assert_allclose(answer, tflite_output(version_dir / m.servables["tfliteFloat32"], row), atol=1e-5)

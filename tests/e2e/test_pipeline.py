@@ -22,6 +22,7 @@ from tests.e2e.pipeline_fixtures import (
     pod_result, record_timing, run_pod, script_command, start_pod, wait_ready,
 )
 from tests.support.kube import kubectl, kubectl_json, wait_for
+from tests.support.litert import tflite_output
 
 # The first test also waits for the session's node, image import, operator install and the first training.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -106,18 +107,11 @@ def test_every_stage_ran_in_a_real_container(digits: ModelNamespace):
 
 
 def test_prediction_through_the_service_equals_the_local_tflite_model(digits: ModelNamespace):
-    from ai_edge_litert.interpreter import Interpreter
-
     answers = probe(digits.name, "probe-v1")
     row, truth = held_out_row()
     version_dir = digits.version_dir(MODEL, "v1")
     served = artifact_manifest.read(version_dir)
-    interpreter = Interpreter(model_path=str(version_dir / served.servables["tflite"]))
-    interpreter.allocate_tensors()
-    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-    interpreter.set_tensor(inp["index"], np.asarray([row], dtype=np.float32))
-    interpreter.invoke()
-    local = interpreter.get_tensor(out["index"])[0].tolist()
+    local = tflite_output(version_dir / served.servables["tflite"], row).tolist()
 
     assert answers["predict"]["status"] == 200, answers["predict"]
     assert np.allclose(answers["predict"]["body"]["predictions"][0], local, atol=1e-6)
