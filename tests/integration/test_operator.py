@@ -143,6 +143,9 @@ def test_an_operator_killed_in_any_phase_resumes_without_duplicates(operator, na
     if phase in ("Compressing", "Deploying"):
         finish_job(namespace, "digits-train-v1-a1", message=report("train", "v1", {"accuracy": 0.95}))
         wait_phase(namespace, "digits", "Compressing")
+    if phase == "Deploying":
+        # Status says Compressing before the Job exists (the version is recorded first), so wait for its pod.
+        wait_for(lambda: job_pod_names(namespace, "digits-compress-v1"), 60, "the compression Job's pod")
     operator.kill()
     if phase == "Deploying":
         # The Job finishes while no operator runs; the restarted one must pick the result up.
