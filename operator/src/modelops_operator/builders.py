@@ -152,6 +152,22 @@ def build_config_map(owner: Owner, job_name: str, config: jobconfig.JobConfig, c
             "data": {"job.json": config.to_json()}}
 
 
+def with_identity(pod_spec: dict[str, Any], spec: Spec, *, service_account: str | None, env: list | None,
+                  env_from: list | None) -> dict[str, Any]:
+    """Who a pod is (its ServiceAccount, for cloud identities such as IRSA or Workload Identity), the
+    user's extra environment (after ours: the CRD refuses names that would shadow it) and pull secrets."""
+    container = pod_spec["containers"][0]
+    if env:
+        container["env"] = list(container.get("env") or []) + json.loads(json.dumps(env))
+    if env_from:
+        container["envFrom"] = json.loads(json.dumps(env_from))
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    if spec.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s["name"]} for s in spec.image_pull_secrets]
+    return pod_spec
+
+
 def _gpu_toleration() -> dict[str, str]:
     return {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
@@ -197,6 +213,8 @@ def _job(spec: Spec, owner: Owner, *, name: str, component: str, version: str, a
             pod_spec[key] = value
     if tolerations:
         pod_spec["tolerations"] = tolerations
+    with_identity(pod_spec, spec, service_account=spec.training_service_account, env=spec.training_env,
+                  env_from=spec.training_env_from)
     job_spec: dict[str, Any] = {
         "backoffLimit": backoff_limit,
         "completions": workers,
@@ -321,6 +339,8 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
             },
         },
     }
+    with_identity(deployment_spec["template"]["spec"], spec, service_account=spec.serving_service_account,
+                  env=spec.serving_env, env_from=spec.serving_env_from)
     if not spec.autoscaling:
         deployment_spec["replicas"] = spec.replicas
     return {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -383,7 +403,7 @@ def build_cleanup_job(spec: Spec, owner: Owner, images: Images) -> dict[str, Any
     storage = [m for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
     meta = metadata(owner, cleanup_job_name(owner), "cleanup")
     del meta["ownerReferences"]
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": {
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": {
         "backoffLimit": 2, "ttlSecondsAfterFinished": 600, "activeDeadlineSeconds": 600,
         "template": {"metadata": {"labels": labels(owner, "cleanup"),
                                   "annotations": dict(spec.pod_annotations or {})},
@@ -397,3 +417,6 @@ def build_cleanup_job(spec: Spec, owner: Owner, images: Images) -> dict[str, Any
                                   "volumeMounts": storage, "securityContext": RESTRICTED_CONTAINER_SECURITY}],
                               "volumes": [v for v in volumes
                                           if v["persistentVolumeClaim"]["claimName"] == spec.storage_claim]}}}}
+    # Only the pull secrets: deleting files on the claim needs no cloud identity.
+    with_identity(job["spec"]["template"]["spec"], spec, service_account=None, env=None, env_from=None)
+    return job

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 from kubernetes.client.exceptions import ApiException
 
 from . import builders as b
+from . import claims
 from . import constants as c
 from . import pipeline
 from .cleanup import finalizer_patch, plan_cleanup
@@ -120,6 +121,9 @@ class Reconciler:
         run, _ = pipeline.current_run(body.get("status") or {}, spec, now, owner)
         observed = self._observe(owner, run)
         plan = pipeline.plan(body, spec, observed, self.images, now)
+        found = {n: self.kube.read("PersistentVolumeClaim", namespace, n) for n in claims.claim_names(spec)}
+        plan.events += claims.record(plan.status, claims.judge(spec, namespace, found),
+                                     body["metadata"].get("generation", 1), now)
         for kind, child in plan.delete:
             self.kube.delete(kind, namespace, child)
         for obj in plan.apply:

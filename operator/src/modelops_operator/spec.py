@@ -43,6 +43,9 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "pod_annotations": ("training.podAnnotations", None),
     "backoff_limit": ("training.backoffLimit", 2),
     "active_deadline_seconds": ("training.activeDeadlineSeconds", None),
+    "training_service_account": ("training.serviceAccountName", None),
+    "training_env": ("training.env", None),
+    "training_env_from": ("training.envFrom", None),
     "metric": ("evaluation.metric", None),
     "threshold_min": ("evaluation.threshold.min", None),
     "threshold_max": ("evaluation.threshold.max", None),
@@ -61,9 +64,15 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "max_latency_ms": ("serving.batching.maxLatencyMs", 5),
     "serving_resources": ("serving.resources", None),
     "pinned_version": ("serving.modelVersion", None),
+    "serving_service_account": ("serving.serviceAccountName", None),
+    "serving_env": ("serving.env", None),
+    "serving_env_from": ("serving.envFrom", None),
     "storage_uri": ("storage.uri", None),
     "delete_artifacts": ("storage.deleteOnModelDeletion", False),
+    "image_pull_secrets": ("imagePullSecrets", None),
 }
+# Environment variables the operator sets on its pods; a user's env must not shadow them.
+RESERVED_ENV = ("HOME", "TF_CONFIG", "JOB_COMPLETION_INDEX")
 REQUIRED = ("template", "data_uri", "metric", "storage_uri")
 # The spec sections whose change makes a new model version; serving changes do not.
 VERSION_SECTIONS = ("model", "data", "training", "evaluation", "compression")
@@ -108,6 +117,9 @@ class Spec:
     pod_annotations: dict | None
     backoff_limit: int
     active_deadline_seconds: int | None
+    training_service_account: str | None
+    training_env: list | None
+    training_env_from: list | None
     metric: str
     threshold_min: float | None
     threshold_max: float | None
@@ -126,8 +138,12 @@ class Spec:
     max_latency_ms: int
     serving_resources: dict | None
     pinned_version: str | None
+    serving_service_account: str | None
+    serving_env: list | None
+    serving_env_from: list | None
     storage_uri: str
     delete_artifacts: bool
+    image_pull_secrets: list | None
     # Hash of the version-defining sections: a new hash means a new model version.
     version_hash: str
 
@@ -209,6 +225,13 @@ def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
     if s.strategy == "OneDevice" and s.gpus_per_worker > 1:
         fail("training.strategy.gpusPerWorker", "strategy.gpusPerWorker above 1 requires Mirrored or "
                                                 "MultiWorkerMirrored (OneDevice uses one device)")
+    for section, env in (("training", s.training_env), ("serving", s.serving_env)):
+        if any(str(e.get("name", "")).startswith("MODELOPS_") or e.get("name") in RESERVED_ENV for e in env or []):
+            fail(f"{section}.env", "env: MODELOPS_*, HOME, TF_CONFIG and JOB_COMPLETION_INDEX are set by the operator")
+    if "" in (s.node_selector or {}):
+        fail("training.nodeSelector", "training.nodeSelector: a node label name must not be empty")
+    if "" in (s.pod_annotations or {}):
+        fail("training.podAnnotations", "training.podAnnotations: an annotation name must not be empty")
     if s.compression_method == "none" and s.pruning_enabled:
         fail("compression.pruning.enabled", "compression.pruning requires a compression.method other than none")
     if _lookup(raw, "serving.autoscaling") is not None and s.autoscaling_max is None:

@@ -1,0 +1,54 @@
+"""Identity and credentials of the pods the operator creates: ServiceAccount, env from Secrets, pull secrets."""
+import pytest
+
+from modelops_operator import builders as b
+from modelops_operator.spec import SpecError, parse
+from operator_samples import example
+
+OWNER = b.Owner(namespace="ml", name="digits", uid="uid-1")
+IMAGES = b.Images(training="train:1", serving="serve:1")
+S3_ENV = [{"name": "AWS_REGION", "value": "eu-west-1"},
+          {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": "s3", "key": "secret"}}}]
+
+
+def identity_spec():
+    raw = example("digits-classifier")["spec"]
+    raw["training"].update(serviceAccountName="trainer", env=S3_ENV, envFrom=[{"secretRef": {"name": "s3-creds"}}])
+    raw["serving"].update(serviceAccountName="server", env=[{"name": "LOG_FORMAT", "value": "json"}])
+    raw["imagePullSecrets"] = [{"name": "registry"}]
+    return parse(raw)
+
+
+def test_training_and_compression_pods_take_the_training_identity():
+    spec = identity_spec()
+    for job in (b.build_training_job(spec, OWNER, IMAGES, "v1", 1), b.build_compression_job(spec, OWNER, IMAGES, "v1")):
+        pod = job["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == "trainer" and pod["imagePullSecrets"] == [{"name": "registry"}]
+        container = pod["containers"][0]
+        names = [e["name"] for e in container["env"]]
+        assert names[:2] == ["MODELOPS_PVC_ROOT", "HOME"] and names[-2:] == ["AWS_REGION", "AWS_SECRET_ACCESS_KEY"]
+        assert container["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+
+
+def test_serving_pods_take_the_serving_identity_and_cleanup_only_the_pull_secrets():
+    spec = identity_spec()
+    pod = b.build_serving_deployment(spec, OWNER, IMAGES, "v1", "tflite")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "server" and pod["imagePullSecrets"] == [{"name": "registry"}]
+    assert pod["containers"][0]["env"][-1] == {"name": "LOG_FORMAT", "value": "json"}
+    assert "envFrom" not in pod["containers"][0]
+    cleanup = b.build_cleanup_job(spec, OWNER, IMAGES)["spec"]["template"]["spec"]
+    assert cleanup["imagePullSecrets"] == [{"name": "registry"}] and "serviceAccountName" not in cleanup
+
+
+def test_without_identity_fields_pods_use_the_namespace_default():
+    spec = parse(example("digits-classifier")["spec"])
+    pod = b.build_training_job(spec, OWNER, IMAGES, "v1", 1)["spec"]["template"]["spec"]
+    assert "serviceAccountName" not in pod and "imagePullSecrets" not in pod and "envFrom" not in pod["containers"][0]
+
+
+@pytest.mark.parametrize("name", ["MODELOPS_MODEL_DIR", "HOME", "TF_CONFIG"])
+def test_env_may_not_shadow_what_the_operator_sets(name):
+    raw = example("digits-classifier")["spec"]
+    raw["serving"]["env"] = [{"name": name, "value": "x"}]
+    with pytest.raises(SpecError, match=r"^spec\.serving\.env: env: MODELOPS_\*"):
+        parse(raw)
