@@ -1,10 +1,16 @@
 """What a real cluster does differently from the happy path: storage access modes, identity, names, queues."""
 import copy
 import json
+import time
 
 import pytest
 
-from tests.integration.operator_fixtures import apply, events, load_example, md_status, wait_md, wait_phase
+from modelops_operator import builders as b
+from modelops_operator import names
+from modelops_operator.spec import parse
+from tests.integration.operator_fixtures import (
+    apply, events, finish_job, load_example, md_status, report, wait_md, wait_phase,
+)
 from tests.support.kube import create_bound_claim, job_pod_names, kubectl, kubectl_json, wait_for
 
 
@@ -73,14 +79,52 @@ def test_a_name_whose_derived_names_would_not_fit_is_refused(crd, namespace, nam
         assert "metadata.name must be at most 37 characters" in result.stderr
 
 
-def test_at_the_limit_every_derived_object_is_created(operator, namespace):
+@pytest.mark.parametrize("length, accepted", [(names.max_name_length(), True), (names.max_name_length() + 1, False)])
+def test_the_longest_derived_objects_fit_exactly_at_the_limit(crd, namespace, length, accepted):
+    """The objects the builders make for the last version and attempt, with 64 workers, as the API server
+    judges them (server-side dry run): all accepted at the limit, refused one character past it."""
+    raw = load_example("diabetes-multiworker")["spec"]
+    raw["training"]["strategy"]["workers"] = 64
+    spec = parse(raw)
+    owner = b.Owner(namespace=namespace, name="m" * length, uid="0" * 36)
+    version, attempt = names.LONGEST_VERSION, names.LAST_ATTEMPT
+    job = b.build_training_job(spec, owner, b.Images(), version, attempt)
+    last_worker = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "last-worker", "namespace": namespace},
+                   "spec": {**job["spec"]["template"]["spec"], "hostname": f"{job['metadata']['name']}-63"}}
+    built = [job, b.build_workers_service(owner, job["metadata"]["name"], version), last_worker,
+             b.build_compression_job(spec, owner, b.Images(), version), b.build_cleanup_job(spec, owner, b.Images()),
+             *b.build_serving_objects(spec, owner, b.Images(), version, "tflite")[0]]
+    refused = []
+    for obj in built:
+        obj["metadata"].pop("ownerReferences", None)      # the owner does not exist in a dry run
+        result = kubectl("create", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(obj), check=False)
+        if result.returncode:
+            refused.append(f"{obj['kind']} {obj['metadata']['name']}: {result.stderr.strip()}")
+    assert (refused == []) is accepted, refused
+    if not accepted:
+        assert any("must be no more than 63 characters" in r for r in refused), refused
+
+
+def admit(namespace, job):
+    """What Kueue does once the queue's quota fits every pod of the Job: unsuspend it."""
+    wait_for(lambda: kubectl("get", f"job/{job}", "-n", namespace, check=False).returncode == 0, 30, f"Job {job}")
+    kubectl("patch", f"job/{job}", "-n", namespace, "--type=merge", "-p", '{"spec": {"suspend": false}}')
+
+
+def test_a_queued_model_waits_suspended_until_kueue_admits_it(operator, namespace):
     md = load_example("diabetes-multiworker")
-    md["metadata"]["name"] = name = "m" * 37
-    md["spec"]["training"]["hyperparameters"]["epochs"] = 7
+    md["spec"]["training"]["queueName"] = "gpu-team"
     apply(namespace, md)
-    wait_phase(namespace, name, "Training")
-    # The Job controller makes both workers' pods, named and labelled after the Job.
-    assert len(wait_for(lambda: len(p := job_pod_names(namespace, f"{name}-train-v1-a1")) == 2 and p, 30,
-                        "two worker pods")) == 2
-    kubectl("get", f"service/{name}-train-v1-a1-workers", "-n", namespace)
-    assert not [e for e in events(namespace, name) if e["reason"] == "ReconcileFailed"]
+    status = wait_md(namespace, "diabetes", lambda s: "suspended until admitted" in (s.get("message") or ""),
+                     "the queued message")
+    assert status["phase"] == "Training" and "queue gpu-team" in status["message"]
+    job = kubectl_json("get", "job/diabetes-train-v1-a1", "-n", namespace)
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-team" and job["spec"]["suspend"]
+    time.sleep(3)   # a suspended Job gets no pods, however long it waits
+    assert job_pod_names(namespace, "diabetes-train-v1-a1") == []
+    admit(namespace, "diabetes-train-v1-a1")
+    finish_job(namespace, "diabetes-train-v1-a1", pods=2, message=report("train", "v1", {"r2": 0.45}))
+    wait_phase(namespace, "diabetes", "Compressing")
+    admit(namespace, "diabetes-compress-v1")
+    finish_job(namespace, "diabetes-compress-v1", message=report("compress", "v1", {"r2": 0.45}))
+    wait_phase(namespace, "diabetes", "Ready", timeout=90)

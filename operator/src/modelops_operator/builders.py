@@ -227,9 +227,16 @@ def _job(spec: Spec, owner: Owner, *, name: str, component: str, version: str, a
         pod_spec["subdomain"] = workers_service_name(name)
     if spec.active_deadline_seconds:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": metadata(owner, name, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt)}),
-            "spec": job_spec}
+    return queued(spec, {"apiVersion": "batch/v1", "kind": "Job", "spec": job_spec, "metadata": metadata(
+        owner, name, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt)})})
+
+
+def queued(spec: Spec, job: dict[str, Any]) -> dict[str, Any]:
+    """A Job for Kueue: created suspended; Kueue admits it by unsuspending it once all its pods fit (a gang)."""
+    if spec.queue_name:
+        job["spec"]["suspend"] = True
+        job["metadata"]["labels"][c.LABEL_KUEUE_QUEUE] = spec.queue_name
+    return job
 
 
 def worker_hosts(job_name: str, namespace: str, workers: int) -> str:
@@ -244,6 +251,8 @@ def build_training_job(spec: Spec, owner: Owner, images: Images, version: str, a
     if spec.workers > 1:
         # The trainer builds TF_CONFIG from these and JOB_COMPLETION_INDEX, which Kubernetes sets.
         env.append({"name": "MODELOPS_WORKER_HOSTS", "value": worker_hosts(name, owner.namespace, spec.workers)})
+        env.append({"name": "MODELOPS_STARTUP_TIMEOUT_S",
+                    "value": str(spec.startup_timeout_seconds or c.DEFAULT_STARTUP_TIMEOUT_S)})
     return _job(spec, owner, name=name, component="training", version=version, attempt=attempt,
                 image=spec.training_image or images.training, command=["modelops-train"],
                 workers=spec.workers, gpus=spec.gpus_per_worker, env=env, backoff_limit=spec.backoff_limit)

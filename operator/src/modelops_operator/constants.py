@@ -15,6 +15,7 @@ LABEL_VERSION = f"{GROUP}/model-version"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_STAGE = f"{GROUP}/stage"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 MANAGED_BY = "modelops"
 
 DEFAULT_TRAINING_IMAGE = "ghcr.io/modelops/modelops-training:0.1.0"
@@ -27,3 +28,5 @@ MODELS_MOUNT = "/models"
 WORKER_PORT = 2222
 SERVING_PORT = 8080
 HISTORY_LIMIT = 20
+# How long a multi-worker training pod waits for the others to start (training.startupTimeoutSeconds).
+DEFAULT_STARTUP_TIMEOUT_S = 600

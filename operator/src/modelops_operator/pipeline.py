@@ -30,6 +30,12 @@ class JobState:
     report: StageReport | None = None
     failure_reason: str | None = None
     failure_message: str | None = None
+    suspended: bool = False     # waiting for admission (Kueue unsuspends it), so not running yet
+
+    def waiting_note(self, queue: str | None) -> str:
+        if not (self.active and self.suspended):
+            return ""
+        return f"; suspended until admitted{f' by queue {queue}' if queue else ''}"
 
 
 @dataclass(frozen=True)
@@ -85,12 +91,18 @@ def job_state(job: Mapping[str, Any] | None, pods: list[Mapping[str, Any]]) -> J
             if report is None and text:
                 message += f": {text[-1][:300]}"
         break
-    if failed and reason is None:
+    if failed and conditions["Failed"].get("reason") == "DeadlineExceeded":
+        # The Job controller killed the pods: what they said while dying (Terminated) is not the cause.
+        report, reason = None, "DeadlineExceeded"
+        message = (f"{conditions['Failed'].get('message') or 'the Job ran past its deadline'} "
+                   f"(activeDeadlineSeconds {(job.get('spec') or {}).get('activeDeadlineSeconds')})")
+    elif failed and reason is None:
         job_condition = conditions["Failed"]
         reason = job_condition.get("reason") or "JobFailed"
         message = job_condition.get("message") or "the Job failed"
     return JobState(active=not (succeeded or failed), succeeded=succeeded, failed=failed, report=report,
-                    failure_reason=reason, failure_message=message)
+                    failure_reason=reason, failure_message=message,
+                    suspended=bool((job.get("spec") or {}).get("suspend")))
 
 
 def _chief_first(pods: list[Mapping[str, Any]], succeeded: bool) -> list[Mapping[str, Any]]:
@@ -214,7 +226,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             job = training_job
             if job is None or job.active:
                 phase = "Training" if attempt == 1 else "Retraining"
-                message = f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})"
+                message = (f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})"
+                           + (job.waiting_note(spec.queue_name) if job else ""))
                 break
             if job.succeeded and job.report is None:
                 phase, message = "Evaluating", f"{version}: waiting for the stage report of {job_name}"
@@ -249,7 +262,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             out.create_only.append(b.build_compression_job(spec, owner, images, version))
             job = compression_job
             if job is None or job.active:
-                phase, message = "Compressing", f"{version}: {spec.compression_method} compression ({job_name})"
+                phase, message = "Compressing", (f"{version}: {spec.compression_method} compression ({job_name})"
+                                                 + (job.waiting_note(spec.queue_name) if job else ""))
                 break
             if job.succeeded and job.report is None:
                 phase, message = "Compressing", f"{version}: waiting for the stage report of {job_name}"

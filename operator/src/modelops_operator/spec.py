@@ -43,6 +43,8 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "pod_annotations": ("training.podAnnotations", None),
     "backoff_limit": ("training.backoffLimit", 2),
     "active_deadline_seconds": ("training.activeDeadlineSeconds", None),
+    "startup_timeout_seconds": ("training.startupTimeoutSeconds", None),
+    "queue_name": ("training.queueName", None),
     "training_service_account": ("training.serviceAccountName", None),
     "training_env": ("training.env", None),
     "training_env_from": ("training.envFrom", None),
@@ -117,6 +119,8 @@ class Spec:
     pod_annotations: dict | None
     backoff_limit: int
     active_deadline_seconds: int | None
+    startup_timeout_seconds: int | None
+    queue_name: str | None
     training_service_account: str | None
     training_env: list | None
     training_env_from: list | None

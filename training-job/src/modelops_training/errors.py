@@ -25,3 +25,13 @@ class StorageError(StageError):
 
 class CompressionFailed(StageError):
     reason = "CompressionFailed"
+
+
+class WorkersNotStarted(StageError):
+    """A multi-worker peer never came up (unschedulable, image not pulled): waiting longer would hang."""
+    reason = "WorkersNotStarted"
+
+
+class GPUUnavailable(StageError):
+    """GPUs were requested but TensorFlow sees none (no driver, no CUDA libraries in the image)."""
+    reason = "GPUUnavailable"
