@@ -99,6 +99,8 @@ etcd_healthy() { curl -sf "http://127.0.0.1:$ETCD_PORT/health"; }
 wait_until "etcd healthy" etcd_healthy etcd
 
 # Default admission plugins stay on (NamespaceLifecycle, ServiceAccount, PodSecurity, ResourceQuota, ...).
+# OwnerReferencesPermissionEnforcement is on as in OpenShift and many hardened clusters: setting
+# blockOwnerDeletion on a child needs `update` on the owner's finalizers subresource.
 # Privileged containers are allowed cluster-wide, as in kubeadm clusters, so Pod Security decides.
 # The endpoint reconciler is off: it would try to publish 127.0.0.1 as the kubernetes Service's endpoint,
 # which endpoint validation refuses.
@@ -108,6 +110,7 @@ start kube-apiserver kube-apiserver \
   --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
   --client-ca-file="$PKI/ca.crt" \
   --authorization-mode=Node,RBAC \
+  --enable-admission-plugins=OwnerReferencesPermissionEnforcement \
   --allow-privileged=true \
   --token-auth-file="$PKI/tokens.csv" \
   --service-cluster-ip-range=10.96.0.0/16 \

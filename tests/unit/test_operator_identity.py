@@ -52,3 +52,15 @@ def test_env_may_not_shadow_what_the_operator_sets(name):
     raw["serving"]["env"] = [{"name": name, "value": "x"}]
     with pytest.raises(SpecError, match=r"^spec\.serving\.env: env: MODELOPS_\*"):
         parse(raw)
+
+
+def test_the_endpoint_uses_the_configured_cluster_domain():
+    assert b.endpoint(OWNER) == "http://digits.ml.svc.cluster.local/v1/models/digits:predict"
+    assert b.endpoint(OWNER, "corp.example") == "http://digits.ml.svc.corp.example/v1/models/digits:predict"
+
+
+def test_the_operator_reads_the_cluster_domain_and_gpu_image(monkeypatch):
+    from modelops_operator.main import parse_args
+    monkeypatch.setenv("MODELOPS_CLUSTER_DOMAIN", "corp.example")
+    args = parse_args(["--training-gpu-image", "train-gpu:2"])
+    assert (args.cluster_domain, args.training_gpu_image) == ("corp.example", "train-gpu:2")

@@ -34,6 +34,12 @@ class Owner:
 class Images:
     training: str = c.DEFAULT_TRAINING_IMAGE
     serving: str = c.DEFAULT_SERVING_IMAGE
+    training_gpu: str = c.DEFAULT_TRAINING_GPU_IMAGE
+    cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
+
+    def for_training(self, spec: Spec) -> str:
+        """The spec's image, else the CUDA variant when the pods get GPUs (without CUDA they train on the CPU)."""
+        return spec.training_image or (self.training_gpu if spec.gpus_per_worker else self.training)
 
 
 # --- names -------------------------------------------------------------------------------
@@ -64,8 +70,8 @@ def attempt_seed(owner: Owner, version: str, attempt: int) -> int:
     return int(digest[:8], 16) % (2 ** 31)
 
 
-def endpoint(owner: Owner) -> str:
-    return f"http://{serving_name(owner)}.{owner.namespace}.svc.cluster.local/v1/models/{owner.name}:predict"
+def endpoint(owner: Owner, cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN) -> str:
+    return f"http://{serving_name(owner)}.{owner.namespace}.svc.{cluster_domain}/v1/models/{owner.name}:predict"
 
 
 # --- shared pieces -----------------------------------------------------------------------
@@ -254,7 +260,7 @@ def build_training_job(spec: Spec, owner: Owner, images: Images, version: str, a
         env.append({"name": "MODELOPS_STARTUP_TIMEOUT_S",
                     "value": str(spec.startup_timeout_seconds or c.DEFAULT_STARTUP_TIMEOUT_S)})
     return _job(spec, owner, name=name, component="training", version=version, attempt=attempt,
-                image=spec.training_image or images.training, command=["modelops-train"],
+                image=images.for_training(spec), command=["modelops-train"],
                 workers=spec.workers, gpus=spec.gpus_per_worker, env=env, backoff_limit=spec.backoff_limit)
 
 

@@ -20,6 +20,9 @@ MANAGED_BY = "modelops"
 
 DEFAULT_TRAINING_IMAGE = "ghcr.io/modelops/modelops-training:0.1.0"
 DEFAULT_SERVING_IMAGE = "ghcr.io/modelops/modelops-serving:0.1.0"
+# The training image with CUDA libraries, for pods that request GPUs (the default one trains on the CPU only).
+DEFAULT_TRAINING_GPU_IMAGE = "ghcr.io/modelops/modelops-training-gpu:0.1.0"
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 
 # Where pods see storage: pvc://<claim>/<path> is mounted at PVC_ROOT/<claim>.
 PVC_ROOT = "/mnt/pvc"

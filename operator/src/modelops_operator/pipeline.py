@@ -352,7 +352,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         status["metrics"] = dict(entry.get("metrics") or {})
         value = status["metrics"].get(spec.metric)
         status["metricSummary"] = f"{spec.metric}={value:.4g}" if value is not None else ""
-        status["endpoint"] = b.endpoint(owner)
+        status["endpoint"] = b.endpoint(owner, images.cluster_domain)
     if status.get("phase") != (body.get("status") or {}).get("phase"):
         event("Normal" if phase != "Failed" else "Warning", f"Phase{phase}", message or phase)
     out.status = status
