@@ -53,6 +53,8 @@ class StageReport:
     artifact_path: str | None = None
     # Compression: original/compressed size in bytes, ratio, metric before/after, degradation.
     compression: dict[str, Any] = field(default_factory=dict)
+    # Training: what really ran (devices, precision, XLA, threads), as opposed to what was asked for.
+    training: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None       # CamelCase, one of REASON_BY_EXIT_CODE's values on failure
     message: str | None = None      # one line for people
     duration_seconds: float | None = None
@@ -69,7 +71,7 @@ class StageReport:
         d = {"apiVersion": API_VERSION, "kind": KIND, "stage": self.stage,
              "status": "Succeeded" if self.succeeded else "Failed", "version": self.version,
              "attempt": self.attempt, "metric": self.metric, "metrics": self.metrics,
-             "artifactPath": self.artifact_path, "compression": self.compression,
+             "artifactPath": self.artifact_path, "compression": self.compression, "training": self.training,
              "reason": self.reason, "message": self.message, "durationSeconds": self.duration_seconds}
         return {k: v for k, v in d.items() if v not in (None, {}, "")}
 
@@ -87,6 +89,7 @@ class StageReport:
         return cls(stage=str(d.get("stage")), succeeded=status == "Succeeded", version=str(d.get("version")),
                    attempt=int(d.get("attempt", 1)), metric=d.get("metric"), metrics=metrics,
                    artifact_path=d.get("artifactPath"), compression=dict(d.get("compression") or {}),
+                   training=dict(d.get("training") or {}),
                    reason=d.get("reason"), message=d.get("message"), duration_seconds=d.get("durationSeconds"))
 
 

@@ -43,6 +43,8 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "pod_annotations": ("training.podAnnotations", None),
     "backoff_limit": ("training.backoffLimit", 2),
     "active_deadline_seconds": ("training.activeDeadlineSeconds", None),
+    "precision": ("training.precision", "float32"),
+    "jit_compile": ("training.jitCompile", False),
     "startup_timeout_seconds": ("training.startupTimeoutSeconds", None),
     "queue_name": ("training.queueName", None),
     "training_service_account": ("training.serviceAccountName", None),
@@ -119,6 +121,8 @@ class Spec:
     pod_annotations: dict | None
     backoff_limit: int
     active_deadline_seconds: int | None
+    precision: str
+    jit_compile: bool
     startup_timeout_seconds: int | None
     queue_name: str | None
     training_service_account: str | None
@@ -236,6 +240,9 @@ def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
         fail("training.nodeSelector", "training.nodeSelector: a node label name must not be empty")
     if "" in (s.pod_annotations or {}):
         fail("training.podAnnotations", "training.podAnnotations: an annotation name must not be empty")
+    if s.precision == "mixed_float16" and not s.gpus_per_worker:
+        fail("training.precision", "training.precision mixed_float16 needs GPUs (strategy.gpusPerWorker above 0): "
+                                   "on CPUs float16 math is emulated and slower than float32")
     if s.compression_method == "none" and s.pruning_enabled:
         fail("compression.pruning.enabled", "compression.pruning requires a compression.method other than none")
     if _lookup(raw, "serving.autoscaling") is not None and s.autoscaling_max is None:
