@@ -64,3 +64,21 @@ def test_the_operator_reads_the_cluster_domain_and_gpu_image(monkeypatch):
     monkeypatch.setenv("MODELOPS_CLUSTER_DOMAIN", "corp.example")
     args = parse_args(["--training-gpu-image", "train-gpu:2"])
     assert (args.cluster_domain, args.training_gpu_image) == ("corp.example", "train-gpu:2")
+
+
+def test_gpu_pods_get_the_cuda_image_unless_the_spec_names_one():
+    images = b.Images(training="train:1", serving="serve:1", training_gpu="train-gpu:1")
+    raw = example("gpu-mirrored")["spec"]
+    raw["training"].pop("image", None)
+    spec = parse(raw)
+    assert spec.gpus_per_worker > 0
+    train_pod = b.build_training_job(spec, OWNER, images, "v1", 1)["spec"]["template"]["spec"]
+    assert train_pod["containers"][0]["image"] == "train-gpu:1"
+    # Compression requests no GPU: the smaller CPU image.
+    compress_pod = b.build_compression_job(spec, OWNER, images, "v1")["spec"]["template"]["spec"]
+    assert compress_pod["containers"][0]["image"] == "train:1"
+    raw["training"]["image"] = "mine:2"
+    assert b.build_training_job(parse(raw), OWNER, images, "v1", 1)["spec"]["template"]["spec"][
+        "containers"][0]["image"] == "mine:2"
+    cpu = b.build_training_job(parse(example("digits-classifier")["spec"]), OWNER, images, "v1", 1)
+    assert cpu["spec"]["template"]["spec"]["containers"][0]["image"] == "train:1"
