@@ -1,4 +1,4 @@
-"""Identity and credentials of the pods the operator creates: ServiceAccount, env from Secrets, pull secrets."""
+"""Pods for real clusters: identity and credentials, the CUDA image for GPU pods, the cluster domain."""
 import pytest
 
 from modelops_operator import builders as b
@@ -82,3 +82,18 @@ def test_gpu_pods_get_the_cuda_image_unless_the_spec_names_one():
         "containers"][0]["image"] == "mine:2"
     cpu = b.build_training_job(parse(example("digits-classifier")["spec"]), OWNER, images, "v1", 1)
     assert cpu["spec"]["template"]["spec"]["containers"][0]["image"] == "train:1"
+
+
+def test_status_endpoint_uses_the_operators_cluster_domain():
+    from modelops_contracts.report import StageReport
+    from modelops_operator import pipeline as p
+    from operator_samples import body
+    images = b.Images(cluster_domain="corp.example")
+    md, now = body(), "2026-11-29T12:00:00Z"
+    done = {stage: p.JobState(active=False, succeeded=True, report=StageReport(
+        stage=stage, succeeded=True, version="v1", metrics={"accuracy": 0.95})) for stage in ("train", "compress")}
+    md["status"] = p.plan(md, parse(md["spec"]), p.Observed(training_job=done["train"]), images, now).status
+    md["status"] = p.plan(md, parse(md["spec"]), p.Observed(compression_job=done["compress"]), images, now).status
+    rolled = p.DeploymentState(version="v1", desired=2, replicas=2, ready=2, updated=2, rolled_out=True)
+    status = p.plan(md, parse(md["spec"]), p.Observed(deployment=rolled), images, now).status
+    assert status["endpoint"] == "http://digits.ml.svc.corp.example/v1/models/digits:predict"
