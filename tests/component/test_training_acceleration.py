@@ -2,7 +2,9 @@
 GPUs that were requested but are not there fail the stage instead of training on the CPU unnoticed."""
 from __future__ import annotations
 
-import json
+import os
+import subprocess
+import sys
 
 import pytest
 from modelops_contracts import report
@@ -16,12 +18,17 @@ from modelops_training.train import train
 pytestmark = pytest.mark.component
 
 
-def test_mixed_precision_and_xla_train_report_and_export_float32(tmp_path, monkeypatch):
-    monkeypatch.setenv("MODELOPS_CPU_LIMIT", "1.5")
+def test_mixed_precision_and_xla_train_report_and_export_float32(tmp_path):
+    # As in a pod: a fresh process, whose thread pools are sized before TensorFlow starts.
     config = job_config(tmp_path / "store", training={"epochs": 2, "batchSize": 64, "precision": "mixed_float16",
                                                       "jitCompile": True})
-    result = train(config)
-    assert result.succeeded, result.message
+    (tmp_path / "job.json").write_text(config.to_json())
+    proc = subprocess.run([sys.executable, "-c", "from modelops_training.cli import main_train; main_train()",
+                           "--config", str(tmp_path / "job.json")],
+                          env={**os.environ, "MODELOPS_CPU_LIMIT": "1.5"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = report.decode(proc.stdout)
+    assert "2 intra-op threads; precision mixed_float16; XLA on" in proc.stderr
     assert result.metrics["accuracy"] >= 0.8
     assert result.training == {"precision": "mixed_float16", "jitCompile": True, "intraOpThreads": 2,
                                "gpusVisible": 0, "devices": ["CPU:0"]}

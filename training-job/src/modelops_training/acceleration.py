@@ -50,8 +50,12 @@ def threads(env: Mapping[str, str]) -> int:
 def configure(spec: TrainingSpec, env: Mapping[str, str]) -> dict[str, Any]:
     """Set threads, check the GPUs, set the precision policy; returns what will run (for the report)."""
     cores = threads(env)
-    tf.config.threading.set_intra_op_parallelism_threads(cores)
-    tf.config.threading.set_inter_op_parallelism_threads(min(cores, 2))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(cores)
+        tf.config.threading.set_inter_op_parallelism_threads(min(cores, 2))
+    except RuntimeError:   # TensorFlow already ran in this process (in-process callers): its pools stay
+        log.warning("TensorFlow is already initialised; keeping its thread pools instead of %d threads", cores)
+        cores = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count() or 1
     gpus = tf.config.list_physical_devices("GPU")
     if spec.gpus_per_worker and not gpus:
         raise GPUUnavailable(
