@@ -13,7 +13,7 @@ export PIP_CACHE_DIR ?= $(CACHE_DIR)/pip
 VENV_STAMP := $(VENV)/.stamp-$(shell sha256sum requirements.lock 2>/dev/null | cut -c1-16)
 PACKAGES := contracts training-job serving-image operator
 
-.PHONY: help venv test test-unit clean
+.PHONY: help venv test e2e test-unit clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -30,8 +30,14 @@ $(VENV_STAMP): requirements.lock $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 
 include mk/*.mk
 
-test: venv controlplane ## run the whole suite (unit, component, integration)
-	$(PY) -m pytest $(PYTEST_ARGS)
+# Two sessions: the real node (tests/e2e) starts only after the rest has finished, so the two never
+# compete for the machine's two cores. Each session fails on "no tests collected" (pytest exit 5).
+test: venv controlplane node images-local ## run the whole suite (unit, component, integration, then e2e on the real node)
+	$(PY) -m pytest --ignore=tests/e2e $(PYTEST_ARGS)
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+e2e: venv controlplane node images-local ## only the end-to-end stage: the real node, our images, the whole pipeline in containers
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 test-unit: venv controlplane ## run only the fast unit tests (the chart tests render with the pinned helm)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -31,15 +31,8 @@ for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   needs "$b" && kube_cmds+=("k8s.io/kubernetes/cmd/$b")
 done
 if ((${#kube_cmds[@]})); then
-  # Without these the servers report a placeholder version (v0.0.0-master), which trips kubeVersion checks.
-  minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
-  ldflags="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  done
   # One invocation, so the packages the commands share compile once.
-  (cd "$CONTROLPLANE_DIR/kube" && go build -ldflags "$ldflags" -o "$BIN_DIR/" "${kube_cmds[@]}")
+  (cd "$CONTROLPLANE_DIR/kube" && go build -ldflags "$(kube_ldflags)" -o "$BIN_DIR/" "${kube_cmds[@]}")
 fi
 if needs etcd; then
   (cd "$CONTROLPLANE_DIR/etcd" && go build -ldflags "-s -w" -o "$BIN_DIR/etcd" .)

@@ -7,6 +7,7 @@
 # line still names STATE_DIR (a recycled pid belongs to someone else).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$CONTROLPLANE_DIR/procs.sh"
 REPO_DIR="$(cd "$CONTROLPLANE_DIR/../.." && pwd)"
 STATE_DIR="${1:-$REPO_DIR/.cluster}"
 KEEP_LOGS="${2:-}"
@@ -17,23 +18,16 @@ if [[ ! -e "$STATE_DIR/$STATE_MARKER" ]]; then
   exit 1
 fi
 
-ours() { [[ -r /proc/$1/cmdline ]] && tr '\0' ' ' </proc/"$1"/cmdline | grep -qF -- "$STATE_DIR"; }
-# Stops one component: SIGTERM, then SIGKILL if it is still there after 10 s.
-stop() {
-  local name=$1 pid
-  [[ -f "$STATE_DIR/pids/$name.pid" ]] || return 0
-  pid=$(cat "$STATE_DIR/pids/$name.pid")
-  ours "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do ours "$pid" || return 0; sleep 0.1; done
-  echo "cluster-down: $name (pid $pid) ignored SIGTERM for 10s; sending SIGKILL" >&2
-  kill -KILL "$pid" 2>/dev/null || true
-}
+# A real node (hack/node/) goes first: its pods are stopped through the API server.
+NODE_SCRIPTS="$CONTROLPLANE_DIR/../node"
+if [[ -e "$STATE_DIR/node" ]]; then "$NODE_SCRIPTS/node-down.sh" "$STATE_DIR"; fi
 # The API server's clients first, then the API server, then its storage: an API server whose etcd
 # is already gone was seen ignoring SIGTERM for minutes.
 stop kwok & stop kube-scheduler & stop kube-controller-manager & wait
 stop kube-apiserver
 stop etcd
+# The node's address goes only now: the API server listened on it.
+if [[ -e "$STATE_DIR/node" ]]; then "$NODE_SCRIPTS/net-down.sh" "$STATE_DIR"; fi
 
 if [[ "$KEEP_LOGS" == --keep-logs ]]; then
   find "$STATE_DIR" -mindepth 1 -maxdepth 1 ! -name logs ! -name "$STATE_MARKER" -exec rm -rf {} +

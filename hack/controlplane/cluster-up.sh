@@ -5,13 +5,18 @@
 #   cluster-up.sh [STATE_DIR]    (default: <repo>/.cluster)
 #
 # STATE_DIR receives kubeconfig, logs/<component>.log, pids/<component>.pid, pki/ and etcd data.
+# For a real node (hack/node/cluster-up.sh), MODELOPS_NODE_IP=<address of this host> makes the API server
+# listen and advertise there (so pods reach it through the `kubernetes` Service) and start no kwok nodes.
 # Prints `export KUBECONFIG=...` on stdout once every node is Ready and the default ServiceAccount exists.
 # cluster-down.sh STATE_DIR stops it. On any failure the processes started so far are stopped.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$CONTROLPLANE_DIR/procs.sh"
 REPO_DIR="$(cd "$CONTROLPLANE_DIR/../.." && pwd)"
 STATE_DIR="${1:-$REPO_DIR/.cluster}"
 STARTUP_TIMEOUT_S="${STARTUP_TIMEOUT_S:-90}"
+NODE_IP="${MODELOPS_NODE_IP:-}"
+API_ADDRESS="${NODE_IP:-127.0.0.1}"
 
 log() { echo "cluster-up: $*" >&2; }
 die() {
@@ -52,24 +57,7 @@ print(*(s.getsockname()[1] for s in socks))
 PY
 )
 
-# Starts a component in its own session, output to logs/<name>.log, pid to pids/<name>.pid.
-start() {
-  local name=$1; shift
-  setsid "$BIN_DIR/$1" "${@:2}" >"$STATE_DIR/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$STATE_DIR/pids/$name.pid"
-}
-alive() { kill -0 "$(cat "$STATE_DIR/pids/$1.pid")" 2>/dev/null; }
 deadline=$(( $(date +%s) + STARTUP_TIMEOUT_S ))
-# Polls a check (a command) until it passes; fails early if one of the named components has exited.
-wait_until() {
-  local what=$1 check=$2; shift 2
-  until $check >/dev/null 2>&1; do
-    for c in "$@"; do alive "$c" || die "$c exited while waiting for $what"; done
-    (( $(date +%s) < deadline )) || die "timed out after ${STARTUP_TIMEOUT_S}s waiting for $what"
-    sleep 0.2
-  done
-  log "$what ($(printf '%.1f' "$(echo "$(date +%s.%N) - $started_at" | bc)")s)"
-}
 
 # Credentials, fresh for every cluster: a CA (also signs CSRs and is the root CA pods see), the API
 # server's serving certificate, the key that signs ServiceAccount tokens, and an admin token
@@ -81,15 +69,50 @@ openssl req -x509 "${ec_key[@]}" -keyout "$PKI/ca.key" -out "$PKI/ca.crt" -days 
 openssl req "${ec_key[@]}" -keyout "$PKI/apiserver.key" -out "$PKI/apiserver.csr" -subj "/CN=kube-apiserver" 2>/dev/null
 openssl x509 -req -in "$PKI/apiserver.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial -days 30 \
   -out "$PKI/apiserver.crt" 2>/dev/null -extfile <(
-  echo "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  echo "subjectAltName=IP:127.0.0.1,${NODE_IP:+IP:$NODE_IP,}IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   echo "keyUsage=critical,digitalSignature,keyEncipherment"
   echo "extendedKeyUsage=serverAuth")
 openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
 ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$ADMIN_TOKEN,modelops-admin,modelops-admin,\"system:masters\"" >"$PKI/tokens.csv"
+# A client certificate signed by a CA: `issue NAME SUBJECT [CA]` writes NAME.key and NAME.crt.
+issue() {
+  local ca=${3:-ca}
+  openssl req "${ec_key[@]}" -keyout "$PKI/$1.key" -out "$PKI/$1.csr" -subj "$2" 2>/dev/null
+  openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" -CAcreateserial -days 30 \
+    -out "$PKI/$1.crt" 2>/dev/null -extfile <(echo "keyUsage=critical,digitalSignature"; echo "extendedKeyUsage=clientAuth")
+}
+REAL_NODE_ARGS=()
+if [[ -n "$NODE_IP" ]]; then
+  # The API server reaches the kubelet (logs, exec) with a client certificate, and aggregated APIs
+  # (metrics-server) through the front proxy: their own CA, as kubeadm sets it up.
+  issue apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+  openssl req -x509 "${ec_key[@]}" -keyout "$PKI/front-proxy-ca.key" -out "$PKI/front-proxy-ca.crt" -days 30 \
+    -subj "/CN=modelops-front-proxy-ca" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  issue front-proxy-client "/CN=front-proxy-client" front-proxy-ca
+  # The endpoint reconciler publishes NODE_IP:port as the `kubernetes` Service's endpoint.
+  REAL_NODE_ARGS=(
+    --endpoint-reconciler-type=lease
+    --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt"
+    --kubelet-client-key="$PKI/apiserver-kubelet-client.key"
+    --kubelet-certificate-authority="$PKI/ca.crt"
+    --kubelet-preferred-address-types=InternalIP
+    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt"
+    --requestheader-allowed-names=front-proxy-client
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group
+    --requestheader-extra-headers-prefix=X-Remote-Extra-
+    --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key"
+    --enable-aggregator-routing=true
+  )
+else
+  # The reconciler would try to publish 127.0.0.1 as the `kubernetes` Service's endpoint, which
+  # endpoint validation refuses.
+  REAL_NODE_ARGS=(--endpoint-reconciler-type=none)
+fi
 chmod 600 "$PKI"/*.key "$PKI/tokens.csv"
 
-start etcd etcd \
+start etcd "$BIN_DIR/etcd" \
   --name=modelops --data-dir="$STATE_DIR/etcd" \
   --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
   --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -102,11 +125,9 @@ wait_until "etcd healthy" etcd_healthy etcd
 # OwnerReferencesPermissionEnforcement is on as in OpenShift and many hardened clusters: setting
 # blockOwnerDeletion on a child needs `update` on the owner's finalizers subresource.
 # Privileged containers are allowed cluster-wide, as in kubeadm clusters, so Pod Security decides.
-# The endpoint reconciler is off: it would try to publish 127.0.0.1 as the kubernetes Service's endpoint,
-# which endpoint validation refuses.
-start kube-apiserver kube-apiserver \
+start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+  --bind-address="$API_ADDRESS" --advertise-address="$API_ADDRESS" --secure-port="$API_PORT" \
   --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
   --client-ca-file="$PKI/ca.crt" \
   --authorization-mode=Node,RBAC \
@@ -117,11 +138,11 @@ start kube-apiserver kube-apiserver \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-account-key-file="$PKI/sa.key" \
   --service-account-signing-key-file="$PKI/sa.key" \
-  --endpoint-reconciler-type=none \
+  "${REAL_NODE_ARGS[@]}" \
   --audit-policy-file="$CONTROLPLANE_DIR/audit-policy.yaml" \
   --audit-log-path="$STATE_DIR/logs/audit.log" --audit-log-format=json \
   --profiling=false
-API_URL="https://127.0.0.1:$API_PORT"
+API_URL="https://$API_ADDRESS:$API_PORT"
 apiserver_ready() { curl -sf --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" "$API_URL/readyz"; }
 wait_until "kube-apiserver ready" apiserver_ready etcd kube-apiserver
 
@@ -151,32 +172,41 @@ kubectl() { "$BIN_DIR/kubectl" --kubeconfig="$KUBECONFIG_FILE" "$@"; }
 # The operator benchmark raises it to show how much of its wall time the Job controller's limit accounts for.
 KCM_RATE=()
 [[ -n "${MODELOPS_KCM_QPS:-}" ]] && KCM_RATE=(--kube-api-qps="$MODELOPS_KCM_QPS" --kube-api-burst="$((2 * MODELOPS_KCM_QPS))")
-start kube-controller-manager kube-controller-manager \
+# The HPA's scale-down waits 5 minutes after the last recommendation above the current size (Kubernetes'
+# default); MODELOPS_HPA_DOWNSCALE_S shortens it so a test can watch a scale-down. Empty keeps the default.
+HPA_FLAGS=()
+[[ -n "${MODELOPS_HPA_DOWNSCALE_S:-}" ]] && HPA_FLAGS=(--horizontal-pod-autoscaler-downscale-stabilization="${MODELOPS_HPA_DOWNSCALE_S}s")
+start kube-controller-manager "$BIN_DIR/kube-controller-manager" \
   --kubeconfig="$KUBECONFIG_FILE" \
   --authentication-kubeconfig="$KUBECONFIG_FILE" --authorization-kubeconfig="$KUBECONFIG_FILE" \
   --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false \
-  --use-service-account-credentials=true "${KCM_RATE[@]}" \
+  --use-service-account-credentials=true "${KCM_RATE[@]}" "${HPA_FLAGS[@]}" \
   --service-account-private-key-file="$PKI/sa.key" \
   --root-ca-file="$PKI/ca.crt" \
   --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
   --profiling=false
-start kube-scheduler kube-scheduler \
+start kube-scheduler "$BIN_DIR/kube-scheduler" \
   --kubeconfig="$KUBECONFIG_FILE" \
   --authentication-kubeconfig="$KUBECONFIG_FILE" --authorization-kubeconfig="$KUBECONFIG_FILE" \
   --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false \
   --profiling=false
-start kwok kwok \
-  --kubeconfig="$KUBECONFIG_FILE" \
-  --config="$CONTROLPLANE_DIR/kwok-stages.yaml" \
-  --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-  --cidr=10.244.0.0/16 --node-ip=10.240.0.1 \
-  --node-lease-duration-seconds=40
+if [[ -z "$NODE_IP" ]]; then
+  start kwok "$BIN_DIR/kwok" \
+    --kubeconfig="$KUBECONFIG_FILE" \
+    --config="$CONTROLPLANE_DIR/kwok-stages.yaml" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --cidr=10.244.0.0/16 --node-ip=10.240.0.1 \
+    --node-lease-duration-seconds=40
 
-kubectl apply -f "$CONTROLPLANE_DIR/nodes.yaml" >/dev/null || die "could not create the kwok nodes"
-all=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
-nodes_ready() { kubectl wait --for=condition=Ready nodes --all --timeout=1s; }
+  kubectl apply -f "$CONTROLPLANE_DIR/nodes.yaml" >/dev/null || die "could not create the kwok nodes"
+  all=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+  nodes_ready() { kubectl wait --for=condition=Ready nodes --all --timeout=1s; }
+  wait_until "all nodes Ready" nodes_ready "${all[@]}"
+else
+  # The real node (hack/node/node-up.sh) registers itself after this.
+  all=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+fi
 default_serviceaccount() { kubectl -n default get serviceaccount default; }
-wait_until "all nodes Ready" nodes_ready "${all[@]}"
 wait_until "default ServiceAccount exists" default_serviceaccount "${all[@]}"
 
 echo "$API_URL" >"$STATE_DIR/server"

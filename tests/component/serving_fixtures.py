@@ -80,6 +80,9 @@ def build_version_dir(root: Path, task: str, *, tflite: bool = True, hidden: int
         converter.optimizations = [tf.lite.Optimize.DEFAULT]   # dynamic-range, as the compression stage does
         (root / "model.tflite").write_bytes(converter.convert())
         servables["tflite"] = "model.tflite"
+        # The uncompressed fallback compression also writes: float32, no optimizations.
+        (root / "model-float32.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        servables["tfliteFloat32"] = "model-float32.tflite"
     names = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)] if task == "classification" \
         else [f"x{i}" for i in range(x.shape[1])]
     manifest = Manifest(namespace="test", name="digits" if task == "classification" else "linear", version=version,

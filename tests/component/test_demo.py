@@ -93,3 +93,53 @@ def test_ctrl_c_stops_everything_and_leaves_no_process_behind(tmp_path, when):
     assert "interrupted; stopping" in rest
     time.sleep(0.5)
     assert processes_mentioning(str(tmp_path)) == []
+
+
+SHIFTED_LOGITS = '''
+import tf_keras as keras
+
+
+@keras.saving.register_keras_serializable(package="shifted_logits")
+class Shift(keras.layers.Layer):
+    """Adds one constant to every logit: softmax does not change, but an int8 activation range spanning
+    0..10000 leaves steps of ~40, far coarser than the logits' differences, so int8 loses the model."""
+
+    def call(self, x):
+        return x + 10000.0
+
+
+def build_model(config, inputs):
+    return keras.Sequential([keras.Input(shape=(inputs.num_features,)), inputs.normalization(),
+                             keras.layers.Dense(32, activation="relu"), keras.layers.Dense(inputs.num_classes),
+                             Shift(), keras.layers.Softmax()])
+'''
+
+
+def test_a_compression_past_tolerance_serves_the_float32_tflite_model(tmp_path):
+    """ServeUncompressed end to end: what is served is a TFLite model the TensorFlow-free image can load."""
+    (tmp_path / "shifted_logits.py").write_text(SHIFTED_LOGITS)
+    spec = (ROOT / "examples" / "digits-classifier.yaml").read_text()
+    spec = spec.replace("template: mlp-classifier", "template: custom\n    customModule: shifted_logits")
+    spec = spec.replace("params: {hiddenUnits: [512, 256], dropout: 0.1}", "params: {}")
+    spec = spec.replace("epochs: 15", "epochs: 8").replace("min: 0.9", "min: 0.5").replace("maxDegradation: 0.01",
+                                                          "maxDegradation: 0.01\n    onDegradation: ServeUncompressed")
+    (tmp_path / "md.yaml").write_text(spec)
+    result = subprocess.run([str(MODELOPS), "run", str(tmp_path / "md.yaml"), "--storage", str(tmp_path / "s")],
+                            capture_output=True, text=True, timeout=900,
+                            env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
+    assert "serving the uncompressed (float32 TFLite) model" in out
+    version_dir = tmp_path / "s" / "models" / "default" / "digits" / "v1"
+    assert re.search(rf"served\s+tfliteFloat32 from {re.escape(str(version_dir))}", out), out
+
+    m = manifest.verify(version_dir)
+    row = json.loads(re.search(r"-d '(\{.*\})'", out).group(1))["instances"][0]
+    answer = json.loads(re.search(r"  -> (\{.*\})", out).group(1))["predictions"][0]
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=str(version_dir / m.servables["tfliteFloat32"]))
+    interpreter.allocate_tensors()
+    inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.set_tensor(inp["index"], np.array([row], dtype=np.float32))
+    interpreter.invoke()
+    np.testing.assert_allclose(answer, interpreter.get_tensor(outp["index"])[0], atol=1e-5)

@@ -48,8 +48,8 @@ def test_a_version_that_fails_verification_is_refused_and_the_reason_shown(digit
         assert status["state"] == "LOADING" and reason in status["status"]["error_message"]
 
 
-@pytest.mark.parametrize("drop, platform", [(("tflite",), "tensorflow_savedmodel"),
-                                             (("tflite", "savedModel"), "tensorflow_keras")])
+@pytest.mark.parametrize("drop, platform", [(("tflite", "tfliteFloat32"), "tensorflow_savedmodel"),
+                                             (("tflite", "tfliteFloat32", "savedModel"), "tensorflow_keras")])
 def test_without_a_tflite_file_tensorflow_serves_the_model(digits_dir, tmp_path, drop, platform):
     import tensorflow as tf
 
@@ -62,6 +62,21 @@ def test_without_a_tflite_file_tensorflow_serves_the_model(digits_dir, tmp_path,
         assert server.get("/v2/models/digits").json()["platform"] == platform
         reply = server.post("/v1/models/digits:predict", json={"instances": x[:3].tolist()})
         np.testing.assert_allclose(reply.json()["predictions"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_uncompressed_fallback_is_served_by_litert_not_tensorflow(digits_dir, tmp_path):
+    """What ServeUncompressed picks: the float32 TFLite model, which the TensorFlow-free image can load."""
+    import tensorflow as tf
+
+    x, _ = digits()
+    signature = tf.saved_model.load(str(digits_dir / "saved_model")).signatures["serving_default"]
+    expected = signature(features=tf.constant(x[:3]))["output"].numpy()
+    version = copy_version(digits_dir, tmp_path / "v1", drop=("savedModel", "keras"))
+    with running_server(version, "digits", tmp_path, servable="tfliteFloat32") as server:
+        server.wait_ready(timeout=120)
+        assert server.get("/v2/models/digits").json()["platform"] == "tflite"
+        reply = server.post("/v1/models/digits:predict", json={"instances": x[:3].tolist()})
+        np.testing.assert_allclose(reply.json()["predictions"], expected, rtol=1e-4, atol=1e-5)
 
 
 def test_the_operator_can_ask_for_the_uncompressed_model_beside_a_tflite_one(digits_dir, tmp_path):

@@ -105,3 +105,33 @@ def test_compressing_with_other_data_than_training_is_refused(digits_version):
     result = compress(other)
     assert result.exit_code == report.EXIT_BAD_DATA
     assert "is not the data version v1 was trained on" in result.message
+
+
+def test_the_float32_tflite_model_joins_the_version_as_the_uncompressed_servable(digits_version):
+    """ServeUncompressed serves it: the serving image has LiteRT, not TensorFlow, so a SavedModel cannot serve."""
+    result = compress(with_method(digits_version, "int8"))
+    assert result.succeeded, result.message
+    manifest = mf.verify(digits_version.version_dir)
+    assert manifest.servables["tfliteFloat32"] == result.compression["float32File"] == "model-float32.tflite"
+    float32 = (digits_version.version_dir / "model-float32.tflite").read_bytes()
+    assert len(float32) == result.compression["float32Bytes"]
+    prepared = data.load(digits_version)
+    probabilities = TFLiteModel(float32).predict(prepared.x_val[:50])
+    assert probabilities.shape == (50, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
+
+
+def test_a_failed_compression_still_leaves_the_float32_model_to_fall_back_to(digits_version, monkeypatch):
+    from modelops_training import conversion
+    real = conversion.to_tflite
+
+    def failing(model, method, representative):
+        if method != "none":
+            raise RuntimeError("converter crashed")   # the converter failing on one method, as it can for int8
+        return real(model, method, representative)
+
+    monkeypatch.setattr(conversion, "to_tflite", failing)
+    result = compress(with_method(digits_version, "int8"))
+    assert not result.succeeded and result.reason == "CompressionFailed" and "converter crashed" in result.message
+    assert result.compression == {"float32File": "model-float32.tflite"}
+    assert report.decode(report.encode(result)).compression == {"float32File": "model-float32.tflite"}
+    assert mf.verify(digits_version.version_dir).servables["tfliteFloat32"] == "model-float32.tflite"

@@ -102,6 +102,11 @@ INVALID = [
      "spec.serving.autoscaling.minReplicas"),
     ("autoscaling without max", set_path("serving.autoscaling", {"minReplicas": 2}),
      "spec.serving.autoscaling.maxReplicas"),
+    ("autoscaling without a cpu request", set_path("serving", {"autoscaling": {"maxReplicas": 3}}),
+     "spec.serving.resources"),
+    ("root pods", set_path("podSecurityContext", {"runAsUser": 0}), "spec.podSecurityContext.runAsUser"),
+    ("unknown ownership policy", set_path("podSecurityContext", {"fsGroupChangePolicy": "Never"}),
+     "spec.podSecurityContext.fsGroupChangePolicy"),
     ("negative replicas", set_path("serving.replicas", -1), "spec.serving.replicas"),
     ("bad version pin", set_path("serving.modelVersion", "latest"), "spec.serving.modelVersion"),
     ("zero batch size", set_path("serving.batching.maxBatchSize", 0), "spec.serving.batching.maxBatchSize"),
@@ -142,7 +147,8 @@ def test_the_operators_own_reader_refuses_the_same_corpus():
                    "workers without multi-worker", "several GPUs on one device", "regression metric on a classifier",
                    "both threshold bounds", "no threshold bound", "max bound for accuracy",
                    "pruning without conversion", "min above max replicas", "autoscaling without max", "no storage",
-                   "empty node label name", "empty annotation name", "env shadowing the operator's"}
+                   "empty node label name", "empty annotation name", "env shadowing the operator's",
+                   "autoscaling without a cpu request"}
     for what, change, field in INVALID:
         if what in cross_field:
             with pytest.raises(SpecError, match=field.replace(".", r"\.")):

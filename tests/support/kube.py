@@ -7,12 +7,13 @@ use that KUBECONFIG and the kubectl built at the pinned version. See docs/contro
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -86,6 +87,20 @@ def kubeconfig() -> str:
         return os.environ["KUBECONFIG"]
     except KeyError:
         raise RuntimeError("KUBECONFIG is not set: use the control_plane fixture or `make cluster-up`") from None
+
+
+@contextlib.contextmanager
+def kubeconfig_env(path: Path) -> Iterator[None]:
+    """Points KUBECONFIG (which kubectl() and api_client() read) at `path` for the duration."""
+    previous = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = previous
 
 
 class KubectlError(subprocess.CalledProcessError):

@@ -306,6 +306,7 @@ def test_operator_command_line_parses_the_chart_settings(monkeypatch, values, pe
                                                          expected["defaults"]["servingImage"])
     assert (args.training_gpu_image, args.cluster_domain) == (expected["defaults"]["trainingGpuImage"],
                                                               expected["defaults"]["clusterDomain"])
+    assert args.pod_security_context == expected["defaults"]["podSecurityContext"]
 
 
 def test_install_guide_values_table_lists_every_value():

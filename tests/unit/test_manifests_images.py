@@ -32,10 +32,22 @@ def test_chart_defaults_are_the_images_env_images():
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert chart["appVersion"] == env["IMAGE_TAG"]
     assert values["image"] == {"repository": env["OPERATOR_IMAGE"], "tag": "", "pullPolicy": "IfNotPresent"}
-    assert values["defaults"] == {"trainingImage": f"{env['TRAINING_IMAGE']}:{env['IMAGE_TAG']}",
-                                  "servingImage": f"{env['SERVING_IMAGE']}:{env['IMAGE_TAG']}",
-                                  "trainingGpuImage": f"{env['TRAINING_GPU_IMAGE']}:{env['IMAGE_TAG']}",
-                                  "clusterDomain": "cluster.local"}
+    images = {k: v for k, v in values["defaults"].items() if k.endswith("Image")}
+    assert images == {"trainingImage": f"{env['TRAINING_IMAGE']}:{env['IMAGE_TAG']}",
+                      "servingImage": f"{env['SERVING_IMAGE']}:{env['IMAGE_TAG']}",
+                      "trainingGpuImage": f"{env['TRAINING_GPU_IMAGE']}:{env['IMAGE_TAG']}"}
+    assert values["defaults"]["clusterDomain"] == "cluster.local"
+
+
+def test_the_pods_the_operator_creates_run_as_the_images_user():
+    """The Dockerfiles' USER, the chart's defaults and the operator's built-in defaults name one identity."""
+    from modelops_operator import podsecurity
+    users = {re.search(r"^USER (\d+):(\d+)$", path.read_text(), re.M).groups() for path in DOCKERFILES}
+    assert len(users) == 1, users
+    uid, gid = (int(x) for x in users.pop())
+    chart = yaml.safe_load((CHART / "values.yaml").read_text())["defaults"]["podSecurityContext"]
+    assert chart == podsecurity.DEFAULTS
+    assert (chart["runAsUser"], chart["runAsGroup"], chart["fsGroup"]) == (uid, gid, gid)
 
 
 def test_release_makefile_spells_no_image_name_or_tag_of_its_own():

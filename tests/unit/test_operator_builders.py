@@ -101,3 +101,58 @@ def test_a_pdb_exists_only_when_more_than_one_replica_serves():
     raw["serving"]["replicas"] = 3
     wanted, _ = b.build_serving_objects(parse(raw), OWNER, IMAGES, "v1", "tflite")
     assert [o["kind"] for o in wanted] == ["Deployment", "Service", "PodDisruptionBudget"]
+
+
+def every_pod_spec(spec, images=IMAGES):
+    serving, _ = b.build_serving_objects(spec, OWNER, images, "v1", "tflite")
+    return {"training": b.build_training_job(spec, OWNER, images, "v1", 1)["spec"]["template"]["spec"],
+            "compression": b.build_compression_job(spec, OWNER, images, "v1")["spec"]["template"]["spec"],
+            "serving": serving[0]["spec"]["template"]["spec"],
+            "cleanup": b.build_cleanup_job(spec, OWNER, images)["spec"]["template"]["spec"]}
+
+
+def test_pods_run_as_the_images_user_by_default_and_as_configured_otherwise():
+    raw = example("digits-classifier")["spec"]
+    for pod in every_pod_spec(parse(raw)).values():
+        assert_restricted(pod)
+        assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"},
+                                          "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+                                          "fsGroupChangePolicy": "OnRootMismatch"}
+    platform = b.Images(training="t", serving="s", pod_security={})       # OpenShift: the platform picks
+    raw["podSecurityContext"] = {"runAsGroup": 0, "fsGroupChangePolicy": "Always"}
+    for pod in every_pod_spec(parse(raw), platform).values():
+        assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"},
+                                          "runAsGroup": 0}
+    raw["podSecurityContext"] = {"runAsUser": 2000, "fsGroup": 3000}
+    for pod in every_pod_spec(parse(raw)).values():
+        sc = pod["securityContext"]
+        assert (sc["runAsUser"], sc["runAsGroup"], sc["fsGroup"], sc["runAsNonRoot"]) == (2000, 65532, 3000, True)
+
+
+def test_stage_jobs_fail_at_once_on_permanent_exit_codes_ignore_disruptions_and_have_deadlines():
+    spec = parse(example("digits-classifier")["spec"])
+    training = b.build_training_job(spec, OWNER, IMAGES, "v1", 1)["spec"]
+    compression = b.build_compression_job(spec, OWNER, IMAGES, "v1")["spec"]
+    for job, container in ((training, "train"), (compression, "compress")):
+        fail_job, ignore = job["podFailurePolicy"]["rules"]
+        assert fail_job["action"] == "FailJob"
+        assert fail_job["onExitCodes"] == {"containerName": container, "operator": "In", "values": [2, 3, 5]}
+        assert ignore == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+        assert job["template"]["spec"]["restartPolicy"] == "Never"   # the API server requires it for the policy
+    assert training["activeDeadlineSeconds"] == b.DEFAULT_TRAINING_DEADLINE_S
+    assert compression["activeDeadlineSeconds"] == b.DEFAULT_COMPRESSION_DEADLINE_S
+    raw = example("digits-classifier")["spec"]
+    raw["training"]["activeDeadlineSeconds"] = 600
+    assert b.build_training_job(parse(raw), OWNER, IMAGES, "v1", 1)["spec"]["activeDeadlineSeconds"] == 600
+
+
+def test_every_container_has_requests_and_limits_when_the_spec_gives_them():
+    """A namespace with a ResourceQuota on cpu/memory refuses any container without them."""
+    raw = example("digits-classifier")["spec"]
+    raw["training"]["resources"] = raw["serving"]["resources"] = {
+        "requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+    for component, pod in every_pod_spec(parse(raw)).items():
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"]), \
+                (component, container["name"])

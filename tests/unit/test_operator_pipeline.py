@@ -23,7 +23,8 @@ def finished(stage, **metrics):
 
 
 def rolled_out(version, ready=2):
-    return p.DeploymentState(version=version, desired=2, replicas=ready, ready=ready, updated=ready, rolled_out=True)
+    return p.DeploymentState(version=version, desired=2, replicas=ready, ready=ready, updated=ready, rolled_out=True,
+                             available=ready)
 
 
 def kinds(plan):
@@ -206,3 +207,63 @@ def test_optional_serving_objects_are_deleted_only_after_a_spec_change():
     assert ("PodDisruptionBudget", "digits") in changed.delete
     again = step(md, p.Observed(deployment=rolled_out("v1")))
     assert again.delete == []
+
+
+def deployment(version, *, desired=2, replicas, updated, ready, available, generation=1, observed=1):
+    labels = {"modelops.io/model-version": version}
+    return p.deployment_state({"metadata": {"generation": generation},
+                               "spec": {"replicas": desired, "template": {"metadata": {"labels": labels}}},
+                               "status": {"observedGeneration": observed, "replicas": replicas,
+                                          "updatedReplicas": updated, "readyReplicas": ready,
+                                          "availableReplicas": available}})
+
+
+def to_deploying(md):
+    step(md)
+    step(md, p.Observed(training_job=finished("train", accuracy=0.95)))
+    step(md, p.Observed(compression_job=finished("compress", accuracy=0.948)))
+
+
+def test_ready_waits_for_the_whole_rollout_and_every_message_counts_the_same_replicas():
+    """Seen for real: Ready at 1/2 replicas, a Deployed event saying 1 while the condition said 2."""
+    md = body()
+    to_deploying(md)
+    plan = step(md, p.Observed(deployment=deployment("v1", replicas=2, updated=2, ready=1, available=1)))
+    assert md["status"]["phase"] == "Deploying" and md["status"]["ready"] == "1/2"
+    assert get_condition(md["status"]["conditions"], "Ready")["status"] == "False"
+    assert "1 available" in get_condition(md["status"]["conditions"], "Deployed")["message"]
+    assert ("Normal", "Deployed") not in [e[:2] for e in plan.events]
+
+    plan = step(md, p.Observed(deployment=deployment("v1", replicas=2, updated=2, ready=2, available=2)))
+    ready = get_condition(md["status"]["conditions"], "Ready")
+    assert md["status"]["phase"] == "Ready" and ready["status"] == "True"
+    deployed = [m for kind, reason, m in plan.events if reason == "Deployed"]
+    assert deployed == ["v1 is serving (2/2 replicas ready)"] and "2/2 replicas ready" in ready["message"]
+
+
+def test_a_surge_never_shows_more_ready_replicas_than_desired_and_is_not_a_finished_rollout():
+    state = deployment("v2", replicas=3, updated=1, ready=3, available=3)
+    assert not state.rolled_out and state.ready_text == "2/2"
+    old_pods_left = deployment("v2", replicas=3, updated=2, ready=3, available=3)
+    assert not old_pods_left.rolled_out
+    not_seen_yet = deployment("v2", replicas=2, updated=2, ready=2, available=2, generation=2, observed=1)
+    assert not not_seen_yet.rolled_out
+    assert deployment("v2", replicas=2, updated=2, ready=2, available=2).rolled_out
+
+
+def test_a_storage_error_is_retried_as_a_new_version_once_the_pods_identity_changes():
+    """Fixing who the pods run as is how a StorageError is fixed; nothing else about the model changed."""
+    md = body()
+    step(md)
+    failed = p.JobState(active=False, failed=True, failure_reason="StorageError",
+                        failure_message="storageRoot: cannot write /mnt/pvc/models/ml as uid 65532 gid 65532")
+    step(md, p.Observed(training_job=failed))
+    assert md["status"]["phase"] == "Failed" and md["status"]["pipeline"]["reason"] == "StorageError"
+    md["metadata"]["generation"] = 2
+    md["spec"]["serving"]["replicas"] = 3                                     # not a fix: stays failed
+    assert step(md).status["phase"] == "Failed" and md["status"]["latestVersion"] == "v1"
+    md["metadata"]["generation"] = 3
+    md["spec"]["podSecurityContext"] = {"runAsUser": 1000, "runAsGroup": 1000}
+    plan = step(md)
+    assert md["status"]["latestVersion"] == "v2" and md["status"]["phase"] == "Training"
+    assert "Job/digits-train-v2-a1" in kinds(plan)

@@ -54,7 +54,7 @@ def test_compression_within_tolerance_serves_the_compressed_model():
 def test_compression_past_tolerance_serves_uncompressed_or_fails_per_policy():
     s = spec()
     fallback = policy.after_compression(s, compressed(0.90), 0.95)
-    assert fallback.servable == "savedModel" and fallback.reason == "DegradationExceeded"
+    assert fallback.servable == "tfliteFloat32" and fallback.reason == "DegradationExceeded"
     raw = example("digits-classifier")["spec"]
     raw["compression"]["onDegradation"] = "Fail"
     assert isinstance(policy.after_compression(parse(raw), compressed(0.90), 0.95), policy.Fail)
@@ -64,3 +64,15 @@ def test_compression_past_tolerance_serves_uncompressed_or_fails_per_policy():
     ("accuracy", 0.95, 0.94, 0.01), ("mse", 0.10, 0.12, 0.02), ("r2", 0.5, 0.6, -0.1), ("mae", 1.0, 0.9, -0.1)])
 def test_degradation_is_measured_in_the_direction_of_worse(metric, before, after, lost):
     assert policy.degradation(metric, before, after) == pytest.approx(lost)
+
+
+def test_a_failed_compression_serves_the_float32_tflite_model_only_when_there_is_one():
+    """The serving image runs LiteRT only: the uncompressed fallback must be a TFLite file, or there is none."""
+    failed = StageReport(stage="compress", succeeded=False, version="v1", reason="CompressionFailed",
+                         message="compression.method int8: RuntimeError: boom",
+                         compression={"float32File": "model-float32.tflite"})
+    served = policy.after_compression(spec(), failed, 0.95)
+    assert isinstance(served, policy.Serve) and served.servable == "tfliteFloat32"
+    assert "float32 TFLite" in served.message
+    nothing = policy.after_compression(spec(), None, 0.95, failure_message="pod exited with code 137 (OOMKilled)")
+    assert isinstance(nothing, policy.Fail) and "nothing to serve" in nothing.message

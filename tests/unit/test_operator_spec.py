@@ -63,6 +63,8 @@ def test_serving_changes_keep_the_version_hash_and_training_changes_do_not():
     (lambda s: s["serving"].update(autoscaling={"minReplicas": 5, "maxReplicas": 2}),
      "spec.serving.autoscaling.minReplicas"),
     (lambda s: s.pop("storage"), "spec.storage.uri"),
+    (lambda s: s["serving"].update(autoscaling={"maxReplicas": 4}, resources={"limits": {"cpu": "1"}}),
+     "spec.serving.resources.requests.cpu"),
 ])
 def test_invalid_specs_are_refused_naming_the_field(change, field):
     spec = example("digits-classifier")["spec"]

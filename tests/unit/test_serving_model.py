@@ -17,7 +17,7 @@ def version(root, servables, files):
 def test_a_version_without_a_servable_is_refused(tmp_path):
     model = ServedModel(version(tmp_path / "v1", {}, {"metrics.json": b"{}"}), "m")
     assert not model.load() and not model.ready
-    assert model.reason.startswith("manifest lists no tflite or savedModel or keras servable")
+    assert model.reason.startswith("manifest lists no tflite or tfliteFloat32 or savedModel or keras servable")
 
 
 def test_a_tflite_file_that_is_not_a_model_is_refused_with_the_runtimes_reason(tmp_path):

@@ -17,7 +17,7 @@ def test_entrypoint_is_the_modelops_train_console_script():
 
 def test_image_installs_the_pinned_requirements_and_runs_as_non_root():
     dockerfile = (TRAINING_JOB / "Dockerfile").read_text()
-    assert "pip install --no-cache-dir -r training-job/requirements.txt" in dockerfile
+    assert "pip install -c requirements.lock -r training-job/requirements.txt" in dockerfile
     assert "USER 65532:65532" in dockerfile
     pins = [line for line in (TRAINING_JOB / "requirements.txt").read_text().splitlines()
             if line and not line.startswith("#")]

@@ -19,8 +19,11 @@ from . import API_VERSION
 KIND = "ArtifactManifest"
 FILENAME = "manifest.json"
 TASKS = ("regression", "classification")
-# What the serving image looks for, in order of preference.
-SERVABLE_KINDS = ("tflite", "savedModel", "keras")
+# What the serving image looks for, in order of preference: the compressed TFLite model, the uncompressed
+# (float32) TFLite model that compression also writes, then the forms that need TensorFlow to load.
+SERVABLE_KINDS = ("tflite", "tfliteFloat32", "savedModel", "keras")
+# The kinds the TensorFlow-free serving image (LiteRT) runs.
+TFLITE_KINDS = ("tflite", "tfliteFloat32")
 
 
 class ManifestError(ValueError):

@@ -26,16 +26,23 @@ EXIT_STORAGE_ERROR = 5
 EXIT_COMPRESSION_FAILED = 6
 EXIT_WORKERS_NOT_STARTED = 7
 EXIT_GPU_UNAVAILABLE = 8
+# 128 + SIGTERM, what a shell reports for a process the signal ended: the pod was deleted or evicted.
+EXIT_TERMINATED = 143
 REASON_BY_EXIT_CODE = {
     EXIT_BAD_CONFIG: "BadConfig",
     EXIT_BAD_DATA: "BadData",
     EXIT_TRAINING_FAILED: "TrainingFailed",
     EXIT_STORAGE_ERROR: "StorageError",
     EXIT_COMPRESSION_FAILED: "CompressionFailed",
+    EXIT_TERMINATED: "Terminated",
     EXIT_WORKERS_NOT_STARTED: "WorkersNotStarted",
     EXIT_GPU_UNAVAILABLE: "GPUUnavailable",
 }
 EXIT_CODE_BY_REASON = {reason: code for code, reason in REASON_BY_EXIT_CODE.items()}
+# Failures that another attempt cannot fix: the same config, data and storage fail the same way. The operator
+# gives up on them at once (its policy, and the Jobs' podFailurePolicy on their exit codes).
+PERMANENT_REASONS = frozenset({"BadConfig", "BadData", "StorageError"})
+PERMANENT_EXIT_CODES = tuple(sorted(EXIT_CODE_BY_REASON[r] for r in PERMANENT_REASONS))
 
 
 class ReportError(ValueError):

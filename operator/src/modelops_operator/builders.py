@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from modelops_contracts import jobconfig
+from modelops_contracts.report import PERMANENT_EXIT_CODES
 
 from . import constants as c
+from . import podsecurity
 from .spec import Spec
 
 
@@ -32,8 +34,10 @@ class Owner:
 
 @dataclass(frozen=True)
 class Images:
+    """The operator's defaults for what the children run: images, the identity pods run as, the DNS domain."""
     training: str = c.DEFAULT_TRAINING_IMAGE
     serving: str = c.DEFAULT_SERVING_IMAGE
+    pod_security: Mapping[str, Any] = field(default_factory=lambda: dict(podsecurity.DEFAULTS))
     training_gpu: str = c.DEFAULT_TRAINING_GPU_IMAGE
     cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
 
@@ -93,8 +97,16 @@ RESTRICTED_CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
     "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
 }
-RESTRICTED_POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
-                           "seccompProfile": {"type": "RuntimeDefault"}}
+# The small helpers (model fetch, clean-up): requests and limits, or a namespace with a ResourceQuota refuses them.
+HELPER_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+# A Job whose pods never start (an image that cannot be pulled, a node that never comes) stays active
+# forever unless it has a deadline; training.activeDeadlineSeconds overrides the training one.
+DEFAULT_TRAINING_DEADLINE_S = 24 * 3600
+DEFAULT_COMPRESSION_DEADLINE_S = 2 * 3600
+
+
+def pod_security(spec: Spec, images: Images) -> dict[str, Any]:
+    return podsecurity.pod_security_context(images.pod_security, spec.pod_security_context)
 
 
 def _claim_of(uri: str) -> tuple[str, str] | None:
@@ -179,14 +191,15 @@ def _gpu_toleration() -> dict[str, str]:
     return {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
-def _job(spec: Spec, owner: Owner, *, name: str, component: str, version: str, attempt: int, image: str,
-         command: list[str], workers: int, gpus: int, env: list[dict], backoff_limit: int) -> dict[str, Any]:
+def _job(spec: Spec, owner: Owner, images: Images, *, name: str, component: str, version: str, attempt: int,
+         image: str, command: list[str], workers: int, gpus: int, env: list[dict], deadline_s: int) -> dict[str, Any]:
     pod_labels = labels(owner, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt)})
     volumes, mounts = _claim_volumes(spec, read_only_storage=False)
     volumes += [{"name": "config", "configMap": {"name": config_map_name(name)}},
                 {"name": "tmp", "emptyDir": {}}]
     mounts += [{"name": "config", "mountPath": c.CONFIG_MOUNT, "readOnly": True},
                {"name": "tmp", "mountPath": "/tmp"}]
+    container = "train" if component == "training" else "compress"
     resources = json.loads(json.dumps(spec.training_resources or {}))
     if gpus:
         resources.setdefault("limits", {})["nvidia.com/gpu"] = gpus
@@ -198,9 +211,9 @@ def _job(spec: Spec, owner: Owner, *, name: str, component: str, version: str, a
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
-        "securityContext": RESTRICTED_POD_SECURITY,
+        "securityContext": pod_security(spec, images),
         "containers": [{
-            "name": "train" if component == "training" else "compress",
+            "name": container,
             "image": image,
             "command": command,
             "args": ["--config", f"{c.CONFIG_MOUNT}/job.json"],
@@ -223,17 +236,17 @@ def _job(spec: Spec, owner: Owner, *, name: str, component: str, version: str, a
     with_identity(pod_spec, spec, service_account=spec.training_service_account, env=spec.training_env,
                   env_from=spec.training_env_from)
     job_spec: dict[str, Any] = {
-        "backoffLimit": backoff_limit,
+        "backoffLimit": spec.backoff_limit,
         "completions": workers,
         "parallelism": workers,
+        "activeDeadlineSeconds": deadline_s,
+        "podFailurePolicy": pod_failure_policy(container),
         "template": {"metadata": {"labels": pod_labels, "annotations": dict(spec.pod_annotations or {})},
                      "spec": pod_spec},
     }
     if workers > 1:
         job_spec["completionMode"] = "Indexed"
         pod_spec["subdomain"] = workers_service_name(name)
-    if spec.active_deadline_seconds:
-        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     return queued(spec, {"apiVersion": "batch/v1", "kind": "Job", "spec": job_spec, "metadata": metadata(
         owner, name, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt)})})
 
@@ -244,6 +257,18 @@ def queued(spec: Spec, job: dict[str, Any]) -> dict[str, Any]:
         job["spec"]["suspend"] = True
         job["metadata"]["labels"][c.LABEL_KUEUE_QUEUE] = spec.queue_name
     return job
+
+
+def pod_failure_policy(container: str) -> dict[str, Any]:
+    """Fail the Job at the first permanent exit code; never count a pod that was evicted or preempted.
+
+    Without it, a BadData or StorageError pod is re-run backoffLimit times to fail the same way.
+    """
+    return {"rules": [
+        {"action": "FailJob", "onExitCodes": {"containerName": container, "operator": "In",
+                                              "values": list(PERMANENT_EXIT_CODES)}},
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    ]}
 
 
 def worker_hosts(job_name: str, namespace: str, workers: int) -> str:
@@ -260,9 +285,9 @@ def build_training_job(spec: Spec, owner: Owner, images: Images, version: str, a
         env.append({"name": "MODELOPS_WORKER_HOSTS", "value": worker_hosts(name, owner.namespace, spec.workers)})
         env.append({"name": "MODELOPS_STARTUP_TIMEOUT_S",
                     "value": str(spec.startup_timeout_seconds or c.DEFAULT_STARTUP_TIMEOUT_S)})
-    return _job(spec, owner, name=name, component="training", version=version, attempt=attempt,
-                image=images.for_training(spec), command=["modelops-train"],
-                workers=spec.workers, gpus=spec.gpus_per_worker, env=env, backoff_limit=spec.backoff_limit)
+    return _job(spec, owner, images, name=name, component="training", version=version, attempt=attempt,
+                image=images.for_training(spec), command=["modelops-train"], workers=spec.workers, gpus=spec.gpus_per_worker, env=env,
+                deadline_s=spec.active_deadline_seconds or DEFAULT_TRAINING_DEADLINE_S)
 
 
 def build_workers_service(owner: Owner, job_name: str, version: str) -> dict[str, Any]:
@@ -275,9 +300,10 @@ def build_workers_service(owner: Owner, job_name: str, version: str) -> dict[str
 
 
 def build_compression_job(spec: Spec, owner: Owner, images: Images, version: str) -> dict[str, Any]:
-    return _job(spec, owner, name=compression_job_name(owner, version), component="compression",
+    return _job(spec, owner, images, name=compression_job_name(owner, version), component="compression",
                 version=version, attempt=1, image=spec.training_image or images.training,
-                command=["modelops-compress"], workers=1, gpus=0, env=[], backoff_limit=spec.backoff_limit)
+                command=["modelops-compress"], workers=1, gpus=0, env=[],
+                deadline_s=DEFAULT_COMPRESSION_DEADLINE_S)
 
 
 # --- serving -----------------------------------------------------------------------------
@@ -307,7 +333,7 @@ def serving_env(spec: Spec, owner: Owner, version: str, servable: str) -> list[d
 
 def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: str,
                              servable: str) -> dict[str, Any]:
-    """The inference Deployment serving `version` ("tflite" or "savedModel" servable).
+    """The inference Deployment serving `version` (the "tflite" or "tfliteFloat32" servable).
 
     A new version rolls out with maxUnavailable 0, so the old pods serve until new ones are
     Ready; with autoscaling the HPA owns `replicas`, so it is left out.
@@ -325,7 +351,7 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
             "metadata": {"labels": pod_labels},
             "spec": {
                 "automountServiceAccountToken": False,
-                "securityContext": RESTRICTED_POD_SECURITY,
+                "securityContext": pod_security(spec, images),
                 "terminationGracePeriodSeconds": DRAIN_SECONDS + GRACEFUL_TIMEOUT_S + 10,
                 "initContainers": [{
                     "name": "fetch-model",
@@ -333,6 +359,7 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
                     "command": ["modelops-fetch"],
                     "args": ["--source", version_path(spec, owner, version), "--dest", f"{c.MODELS_MOUNT}/{version}"],
                     "volumeMounts": storage_mounts + [{"name": "models", "mountPath": c.MODELS_MOUNT}],
+                    "resources": HELPER_RESOURCES,
                     "securityContext": RESTRICTED_CONTAINER_SECURITY,
                     "terminationMessagePolicy": "FallbackToLogsOnError",
                 }],
@@ -424,13 +451,14 @@ def build_cleanup_job(spec: Spec, owner: Owner, images: Images) -> dict[str, Any
         "template": {"metadata": {"labels": labels(owner, "cleanup"),
                                   "annotations": dict(spec.pod_annotations or {})},
                      "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
-                              "securityContext": RESTRICTED_POD_SECURITY,
+                              "securityContext": pod_security(spec, images),
                               "containers": [{
                                   "name": "cleanup", "image": spec.training_image or images.training,
                                   "command": ["python", "-c",
                                               "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)",
                                               target],
-                                  "volumeMounts": storage, "securityContext": RESTRICTED_CONTAINER_SECURITY}],
+                                  "volumeMounts": storage, "resources": HELPER_RESOURCES,
+                                  "securityContext": RESTRICTED_CONTAINER_SECURITY}],
                               "volumes": [v for v in volumes
                                           if v["persistentVolumeClaim"]["claimName"] == spec.storage_claim]}}}}
     # Only the pull secrets: deleting files on the claim needs no cloud identity.

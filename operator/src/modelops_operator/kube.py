@@ -134,5 +134,11 @@ class Kube:
                "status": status}
         return self._call("PUT", self._path(c.KIND, meta["namespace"], meta["name"], "status"), body=obj)
 
+    def warning_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """The Warning events about one object (why a Job creates no pod, why a pod does not start)."""
+        selector = f"involvedObject.kind={kind},involvedObject.name={name},type=Warning"
+        result = self._call("GET", f"/api/v1/namespaces/{namespace}/events", query=[("fieldSelector", selector)])
+        return result.get("items") or []
+
     def create_event(self, namespace: str, event: Mapping[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/namespaces/{namespace}/events", body=event)

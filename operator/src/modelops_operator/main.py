@@ -16,6 +16,7 @@ import kopf
 from . import builders as b
 from . import constants as c
 from . import handlers  # noqa: F401  (registers the handlers with kopf)
+from . import podsecurity
 from .kube import CONNECTIONS, Kube
 from .metrics import Metrics
 from .reconciler import Reconciler
@@ -44,11 +45,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="training image with CUDA, for ModelDeployments that request GPUs and set no image")
     p.add_argument("--cluster-domain", default=env("MODELOPS_CLUSTER_DOMAIN", c.DEFAULT_CLUSTER_DOMAIN),
                    help="the cluster's DNS domain, in status.endpoint")
+    p.add_argument("--pod-security-context", default=env("MODELOPS_POD_SECURITY_CONTEXT", ""),
+                   help="JSON: runAsUser, runAsGroup, fsGroup, fsGroupChangePolicy of the pods the operator creates, "
+                        "unless a ModelDeployment sets spec.podSecurityContext. Default: 65532 for all three "
+                        "(the images' user) and OnRootMismatch; {} leaves them to the platform (OpenShift)")
     p.add_argument("--cleanup-timeout", type=float, default=float(env("MODELOPS_CLEANUP_TIMEOUT_S", "300")),
                    help="seconds a deletion waits for the artifact clean-up Job before releasing the finalizer")
     p.add_argument("--log-level", default=env("MODELOPS_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"])
     args = p.parse_args(argv)
+    try:
+        args.pod_security_context = podsecurity.parse_defaults(args.pod_security_context)
+    except podsecurity.PodSecurityError as e:
+        p.error(str(e))
     if args.namespace is None:
         args.namespace = [n.strip() for n in env("MODELOPS_WATCH_NAMESPACES", "").split(",") if n.strip()]
     return args
@@ -81,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.host)
     defaults = b.Images(training=args.training_image, serving=args.serving_image,
-                        training_gpu=args.training_gpu_image, cluster_domain=args.cluster_domain)
+                        pod_security=args.pod_security_context, training_gpu=args.training_gpu_image,
+                        cluster_domain=args.cluster_domain)
     memo = kopf.Memo(reconciler=Reconciler(Kube.connect(), defaults, metrics, cleanup_timeout_s=args.cleanup_timeout))
     priority = args.priority if args.priority is not None else random.randint(1, 2 ** 31 - 1)
     kopf.run(settings=operator_settings(args), memo=memo, standalone=not args.peering,

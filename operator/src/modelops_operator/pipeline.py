@@ -17,8 +17,12 @@ from modelops_contracts.report import REASON_BY_EXIT_CODE, ReportError, StageRep
 from . import builders as b
 from . import constants as c
 from . import policy
-from .conditions import set_condition
+from .conditions import get_condition, set_condition
 from .spec import Spec
+from .stuck import Stuck
+
+# Pods are not watched: while a stage Job's pods are starting, look again this often for a reason they do not.
+RECHECK_STARTING_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,9 @@ class JobState:
     report: StageReport | None = None
     failure_reason: str | None = None
     failure_message: str | None = None
-    suspended: bool = False     # waiting for admission (Kueue unsuspends it), so not running yet
+    starting: bool = False           # active, but not every pod it runs is ready yet
+    stuck: Stuck | None = None       # why its pods do not start, when Kubernetes says
+    suspended: bool = False          # waiting for admission (Kueue unsuspends it), so not running yet
 
     def waiting_note(self, queue: str | None) -> str:
         if not (self.active and self.suspended):
@@ -45,7 +51,13 @@ class DeploymentState:
     replicas: int
     ready: int
     updated: int
-    rolled_out: bool
+    rolled_out: bool      # as `kubectl rollout status`: every desired replica updated and available, no old one left
+    available: int = 0
+
+    @property
+    def ready_text(self) -> str:
+        """Ready replicas out of desired; old pods that are still ready during a surge do not count twice."""
+        return f"{min(self.ready, self.desired)}/{self.desired}"
 
 
 @dataclass
@@ -62,6 +74,7 @@ class Plan:
     delete: list[tuple[str, str]] = field(default_factory=list)        # (kind, name)
     status: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)   # (type, reason, message)
+    recheck_after_s: float | None = None                               # reconcile again without an event
 
 
 # --- reading what pods and Jobs say (pure helpers over API dicts) --------------------------
@@ -139,9 +152,9 @@ def deployment_state(deployment: Mapping[str, Any] | None) -> DeploymentState | 
     replicas = status.get("replicas", 0)
     ready = status.get("readyReplicas", 0)
     available = status.get("availableReplicas", 0)
-    rolled_out = generation_seen and updated >= desired and replicas <= updated and available >= min(desired, 1)
+    rolled_out = generation_seen and updated >= desired and replicas <= updated and available >= updated
     return DeploymentState(version=labels.get(c.LABEL_VERSION), desired=desired, replicas=replicas, ready=ready,
-                           updated=updated, rolled_out=rolled_out)
+                           updated=updated, rolled_out=rolled_out, available=available)
 
 
 # --- the run: which version and attempt the pipeline is on ----------------------------------
@@ -157,13 +170,20 @@ def current_run(status: Mapping[str, Any], spec: Spec, now: str, owner: b.Owner)
     Returns (run, is_new).
     """
     run = copy.deepcopy(status.get("pipeline") or {})
-    if run.get("specHash") == spec.version_hash and run.get("version"):
+    if run.get("specHash") == spec.version_hash and run.get("version") and not _identity_fixes(run, spec):
         return run, False
     known = [version_number(status.get("latestVersion")), version_number(run.get("version"))]
     known += [version_number(h.get("version")) for h in status.get("history") or []]
     version = f"v{max(known) + 1}"
     return {"version": version, "attempt": 1, "stage": "train", "specHash": spec.version_hash,
+            "identityHash": spec.identity_hash,
             "startedAt": now, "seed": b.attempt_seed(owner, version, 1)}, True
+
+
+def _identity_fixes(run: Mapping[str, Any], spec: Spec) -> bool:
+    """A version that failed on unwritable storage is retried once spec.podSecurityContext changes."""
+    return (run.get("stage") == "failed" and run.get("reason") == "StorageError"
+            and run.get("identityHash", spec.identity_hash) != spec.identity_hash)
 
 
 # --- the plan ------------------------------------------------------------------------------
@@ -228,6 +248,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                 phase = "Training" if attempt == 1 else "Retraining"
                 message = (f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})"
                            + (job.waiting_note(spec.queue_name) if job else ""))
+                if job is not None:
+                    message = _watch_start(out, job, message, "Trained", phase, condition, event, status)
                 break
             if job.succeeded and job.report is None:
                 phase, message = "Evaluating", f"{version}: waiting for the stage report of {job_name}"
@@ -264,6 +286,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             if job is None or job.active:
                 phase, message = "Compressing", (f"{version}: {spec.compression_method} compression ({job_name})"
                                                  + (job.waiting_note(spec.queue_name) if job else ""))
+                if job is not None:
+                    message = _watch_start(out, job, message, "Compressed", phase, condition, event, status)
                 break
             if job.succeeded and job.report is None:
                 phase, message = "Compressing", f"{version}: waiting for the stage report of {job_name}"
@@ -309,7 +333,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         live = deployment is not None and deployment.version == target and deployment.rolled_out
         if live:
             if served != target:
-                event("Normal", "Deployed", f"{target} is serving ({deployment.ready} ready replicas)")
+                event("Normal", "Deployed", f"{target} is serving ({deployment.ready_text} replicas ready)")
             served = target
             condition("Deployed", True, "RolledOut", f"{target} rolled out")
             if run["stage"] == "serve" and run["version"] == target:
@@ -319,9 +343,11 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
                     if h.get("outcome") == "Deployed" and h["version"] != target:
                         h["outcome"] = "Superseded"
         else:
-            condition("Deployed", False, "RollingOut", f"rolling out {target}")
+            progress = (f" ({deployment.updated}/{deployment.desired} updated, {deployment.available} available)"
+                        if deployment is not None and deployment.version == target else "")
+            condition("Deployed", False, "RollingOut", f"rolling out {target}{progress}")
             if run["stage"] in ("serve", "done") or spec.pinned_version:
-                phase, message = "Deploying", f"rolling out {target}"
+                phase, message = "Deploying", f"rolling out {target}{progress}"
     if run["stage"] == "done" and phase == "Pending":
         phase, message = "Ready", f"{version} is serving"
     if run["stage"] == "failed":
@@ -332,11 +358,14 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
 
     ready_replicas = deployment.ready if deployment else 0
     desired = deployment.desired if deployment else 0
-    is_ready = bool(served) and ready_replicas > 0 and (not spec.pinned_version or served == spec.pinned_version)
+    # Ready means the rollout is complete, as `kubectl rollout status` judges it: not one replica of two.
+    complete = (bool(served) and deployment is not None and deployment.version == served and deployment.rolled_out
+                and desired > 0)
+    is_ready = complete and (not spec.pinned_version or served == spec.pinned_version)
     if not (spec.pinned_version and target is None):
         condition("Ready", is_ready, "Serving" if is_ready else "NotServing",
-                  f"{served} serving on {ready_replicas} ready replicas" if is_ready
-                  else "no ready serving replica yet")
+                  f"{served} serving, {deployment.ready_text} replicas ready" if is_ready
+                  else _not_ready_message(served, target, deployment))
     if phase == "Ready" and not is_ready:
         phase, message = "Deploying", f"waiting for ready replicas of {served}"
 
@@ -344,7 +373,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         phase=phase, message=message, observedGeneration=generation, latestVersion=version,
         attempts=run["attempt"], pipeline=run, conditions=conditions, history=history,
         replicas=deployment.replicas if deployment else 0, readyReplicas=ready_replicas,
-        ready=f"{ready_replicas}/{desired}", selector=",".join(f"{k}={v}" for k, v in b.serving_selector(owner).items()),
+        ready=deployment.ready_text if deployment else "0/0", selector=",".join(f"{k}={v}" for k, v in b.serving_selector(owner).items()),
     )
     if served:
         status["modelVersion"] = served
@@ -357,6 +386,32 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         event("Normal" if phase != "Failed" else "Warning", f"Phase{phase}", message or phase)
     out.status = status
     return out
+
+
+def _watch_start(out: Plan, job: JobState, message: str, condition_type: str, normal_reason: str,
+                 condition, event, status: Mapping[str, Any]) -> str:
+    """An active stage Job: say why its pods do not start (once per new reason), and look again soon."""
+    if job.starting:
+        out.recheck_after_s = RECHECK_STARTING_S
+    before = (get_condition(status.get("conditions") or [], condition_type) or {}).get("reason")
+    if job.stuck is None:
+        if before not in (None, normal_reason, "Training", "Retraining", "Compressing"):
+            condition(condition_type, False, normal_reason, message)   # the earlier trouble has cleared
+        return message
+    message = f"{message}: not running: {job.stuck.message}"
+    condition(condition_type, False, job.stuck.reason, message)
+    if before != job.stuck.reason:
+        event("Warning", job.stuck.reason, message)
+    return message
+
+
+def _not_ready_message(served: str | None, target: str | None, deployment: DeploymentState | None) -> str:
+    if deployment is None or not (served or target):
+        return "no ready serving replica yet"
+    if deployment.desired == 0:
+        return f"{served or target} is scaled to 0 replicas"
+    return (f"rolling out {deployment.version}: {deployment.updated}/{deployment.desired} updated, "
+            f"{deployment.available} available, {deployment.ready_text} ready")
 
 
 def _fail(run: dict, decision: policy.Fail, version: str, record, event, now: str,

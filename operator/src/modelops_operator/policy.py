@@ -8,12 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelops_contracts.jobconfig import HIGHER_IS_BETTER
-from modelops_contracts.report import StageReport
+from modelops_contracts.report import PERMANENT_REASONS, StageReport
 
 from .spec import Spec
-
-# Failures that another attempt cannot fix: the same config and data fail the same way.
-PERMANENT_REASONS = frozenset({"BadConfig", "BadData", "StorageError"})
 
 
 @dataclass(frozen=True)
@@ -28,9 +25,14 @@ class Compress:
     message: str
 
 
+# The uncompressed model as the serving image can load it: the float32 TFLite model compression writes
+# first. (A SavedModel would need TensorFlow, which the serving image does not have.)
+UNCOMPRESSED = "tfliteFloat32"
+
+
 @dataclass(frozen=True)
 class Serve:
-    servable: str          # "tflite" (compressed) or "savedModel" (uncompressed)
+    servable: str          # "tflite" (compressed) or UNCOMPRESSED
     reason: str
     message: str
 
@@ -88,8 +90,11 @@ def after_compression(spec: Spec, report: StageReport | None, trained_value: flo
         message = (report.message if report else None) or failure_message or "compression failed"
         if spec.on_degradation == "Fail":
             return Fail(reason="CompressionFailed", message=message)
-        return Serve(servable="savedModel", reason="CompressionFailed",
-                     message=f"{message}; serving the uncompressed model")
+        if not (report and report.compression.get("float32File")):
+            return Fail(reason="CompressionFailed",
+                        message=f"{message}; no float32 TFLite model was written, so there is nothing to serve")
+        return Serve(servable=UNCOMPRESSED, reason="CompressionFailed",
+                     message=f"{message}; serving the uncompressed (float32 TFLite) model")
     value = report.metrics.get(spec.metric)
     if value is None:
         return Fail(reason="MetricMissing", message=f"the compression report has no {spec.metric}")
@@ -100,5 +105,5 @@ def after_compression(spec: Spec, report: StageReport | None, trained_value: flo
         return Serve(servable="tflite", reason="Compressed", message=summary)
     if spec.on_degradation == "Fail":
         return Fail(reason="DegradationExceeded", message=summary)
-    return Serve(servable="savedModel", reason="DegradationExceeded",
-                 message=f"{summary}; serving the uncompressed model")
+    return Serve(servable=UNCOMPRESSED, reason="DegradationExceeded",
+                 message=f"{summary}; serving the uncompressed (float32 TFLite) model")

@@ -7,6 +7,7 @@ refusal that failed it (a quota, a missing permission) may be fixed without touc
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -20,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from . import builders as b
 from . import claims
 from . import constants as c
-from . import pipeline
+from . import pipeline, stuck
 from .cleanup import finalizer_patch, plan_cleanup
 from .kube import ConflictError, Kube
 from .metrics import Metrics
@@ -46,6 +47,7 @@ class Reconciler:
         self._locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self._failures: dict[tuple[str, str], int] = {}
+        self._rechecks: set[tuple[str, str]] = set()   # resources with a pending recheck timer (at most one each)
 
     def requeue(self, namespace: str, name: str, delay_s: float) -> None:
         """Reconcile again after a delay, for waits no watch event will end (a stuck clean-up)."""
@@ -137,7 +139,25 @@ class Reconciler:
             self.kube.replace_status(body, plan.status)
         for kind, reason, message in plan.events:
             self.post_event(body, kind, reason, message)
+        if plan.recheck_after_s:
+            self._recheck(namespace, name, plan.recheck_after_s)
         self.metrics.observe_phase(namespace, name, plan.status.get("phase", "Pending"))
+
+    def _recheck(self, namespace: str, name: str, delay_s: float) -> None:
+        """Reconcile again after a delay, unless a recheck of this resource is already pending."""
+        key = (namespace, name)
+        with self._locks_guard:
+            if key in self._rechecks:
+                return
+            self._rechecks.add(key)
+
+        def run() -> None:
+            with self._locks_guard:
+                self._rechecks.discard(key)
+            self._requeued(namespace, name)
+        timer = threading.Timer(delay_s, run)
+        timer.daemon = True
+        timer.start()
 
     def _set_finalizer(self, body: Mapping[str, Any], present: bool) -> None:
         patch = finalizer_patch(body["metadata"], c.FINALIZER, present)
@@ -174,9 +194,17 @@ class Reconciler:
         if job is None:
             return None
         state = pipeline.job_state(job, [])
-        if state.active:   # the pods' termination messages matter only once the Job has finished
+        # Running, or suspended until Kueue admits it: its pods have nothing to say yet.
+        if state.active and (state.suspended or not stuck.starting(job)):
             return state
-        return pipeline.job_state(job, self.kube.list("Pod", namespace, f"batch.kubernetes.io/job-name={name}"))
+        pods = self.kube.list("Pod", namespace, f"batch.kubernetes.io/job-name={name}")
+        if not state.active:   # finished: the pods' termination messages carry the outcome
+            return pipeline.job_state(job, pods)
+        # Starting: say why it is not running, when Kubernetes knows (pods are not watched, so check again soon).
+        events = [] if pods else self.kube.warning_events(namespace, "Job", name)
+        for pod in stuck.pods_to_ask_about(pods)[:1]:
+            events += self.kube.warning_events(namespace, "Pod", pod)
+        return dataclasses.replace(state, starting=True, stuck=stuck.diagnose(pods, events))
 
     def _write_invalid(self, body: Mapping[str, Any], message: str, now: str) -> None:
         status = dict(body.get("status") or {})

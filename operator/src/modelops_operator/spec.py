@@ -73,6 +73,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "serving_env_from": ("serving.envFrom", None),
     "storage_uri": ("storage.uri", None),
     "delete_artifacts": ("storage.deleteOnModelDeletion", False),
+    "pod_security_context": ("podSecurityContext", None),
     "image_pull_secrets": ("imagePullSecrets", None),
 }
 # Environment variables the operator sets on its pods; a user's env must not shadow them.
@@ -151,6 +152,7 @@ class Spec:
     serving_env_from: list | None
     storage_uri: str
     delete_artifacts: bool
+    pod_security_context: dict | None
     image_pull_secrets: list | None
     # Hash of the version-defining sections: a new hash means a new model version.
     version_hash: str
@@ -158,6 +160,12 @@ class Spec:
     @property
     def autoscaling(self) -> bool:
         return self.autoscaling_max is not None
+
+    @property
+    def identity_hash(self) -> str:
+        """Who the pods run as: not part of a version, but what a StorageError's fix changes."""
+        identity = json.dumps(self.pod_security_context or {}, sort_keys=True)
+        return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
     @property
     def task(self) -> str:
@@ -250,3 +258,6 @@ def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
     if s.autoscaling and s.autoscaling_min > s.autoscaling_max:
         fail("serving.autoscaling.minReplicas", "serving.autoscaling.minReplicas must not exceed "
                                                 "serving.autoscaling.maxReplicas")
+    if s.autoscaling and "cpu" not in ((s.serving_resources or {}).get("requests") or {}):
+        fail("serving.resources.requests.cpu", "serving.resources.requests.cpu is required with serving.autoscaling "
+                                               "(the autoscaler scales on CPU use as a share of the request)")

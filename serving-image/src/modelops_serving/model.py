@@ -64,8 +64,8 @@ class ServedModel:
         if kind is None:
             raise ModelLoadError(f"manifest lists no {' or '.join(wanted)} servable "
                                  f"(it has {', '.join(m.servables) or 'none'})")
-        if kind == "tflite":
-            runtime: Runtime = LiteRTRuntime(self.model_dir / m.servables[kind])
+        if kind in manifest_contract.TFLITE_KINDS:
+            runtime: Runtime = LiteRTRuntime(self.model_dir / m.servables[kind], kind)
         else:
             runtime = TensorFlowRuntime(kind, self.model_dir / m.servables[kind], m.num_features)
         if runtime.input_width != m.num_features:

@@ -31,10 +31,10 @@ def _bucket(n: int) -> int:
 
 
 class LiteRTRuntime:
-    kind = "tflite"
     platform = "tflite"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, kind: str = "tflite"):
+        self.kind = kind   # tflite (compressed) or tfliteFloat32 (uncompressed): the same interpreter runs both
         from ai_edge_litert.interpreter import Interpreter  # the one heavy import of the image
 
         self._interpreter_class = Interpreter

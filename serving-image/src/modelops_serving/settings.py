@@ -73,9 +73,10 @@ _HELP: dict[str, str] = {
     "drain_seconds": "after SIGTERM, keep serving while not ready for this long",
     "graceful_timeout_s": "after draining, longest wait for in-flight requests",
     "log_level": "debug, info, warning or error",
-    "servable": "auto (tflite if the version has one, else savedModel, else keras), tflite, savedModel or keras",
+    "servable": "auto (tflite if the version has one, else tfliteFloat32, savedModel, keras), tflite, "
+                "tfliteFloat32, savedModel or keras (the last two need TensorFlow in the image)",
 }
-SERVABLE_CHOICES = ("auto", "tflite", "savedModel", "keras")
+SERVABLE_CHOICES = ("auto", "tflite", "tfliteFloat32", "savedModel", "keras")
 REQUIRED = ("model_dir", "model_name")
 
 

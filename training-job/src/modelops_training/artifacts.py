@@ -6,6 +6,7 @@ staging directory without a manifest, which the next attempt removes.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -38,7 +39,20 @@ def ensure_parent(version_dir: Path) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as e:
-        raise StorageError(f"storageRoot: cannot write {version_dir.parent}: {e.strerror or e}") from None
+        raise StorageError(f"storageRoot: cannot write {e.filename or version_dir.parent} as {identity()}: "
+                           f"{e.strerror or e}{_ownership_hint(e)}") from None
+
+
+def identity() -> str:
+    """Who this process writes as: what a volume's owner and mode must allow."""
+    return f"uid {os.getuid()} gid {os.getgid()} (groups {','.join(str(g) for g in os.getgroups()) or 'none'})"
+
+
+def _ownership_hint(error: OSError) -> str:
+    if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ""
+    return ("; the volume must be writable by this user or group: set spec.podSecurityContext (or the "
+            "operator's defaults), or change the directory's owner (fsGroup does not apply to hostPath or NFS)")
 
 
 def remove_stale_staging(version_dir: Path) -> None:
@@ -56,7 +70,8 @@ def staged_version(version_dir: Path) -> Iterator[Path]:
         yield staging
         publish(staging, version_dir)
     except OSError as e:
-        raise StorageError(f"storage: writing {version_dir}: {e.strerror or e}") from None
+        raise StorageError(f"storage: writing {e.filename or version_dir} as {identity()}: "
+                           f"{e.strerror or e}{_ownership_hint(e)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

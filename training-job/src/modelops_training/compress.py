@@ -2,7 +2,9 @@
 
 Converts a published version's Keras model to TFLite with the configured method (after optional
 magnitude pruning), re-evaluates it with LiteRT on the same held-out split the trainer used, and adds
-`model.tflite` to the version: the file first (atomically), then the rewritten manifest.
+`model.tflite` to the version: the file first (atomically), then the rewritten manifest. The float32
+TFLite model (`model-float32.tflite`) is added first, so that an uncompressed fallback exists which the
+TensorFlow-free serving image can load.
 """
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ from modelops_contracts.jobconfig import HIGHER_IS_BETTER, JobConfig
 from modelops_contracts.report import StageReport
 
 from . import artifacts, conversion, data, export, metrics
-from .errors import BadData, CompressionFailed, StorageError
+from .errors import BadData, CompressionFailed, StageError, StorageError
 from .litert import TFLiteModel
 from .stage import run_stage
 
 log = logging.getLogger("modelops.compress")
 TFLITE_FILE = "model.tflite"
+FLOAT32_TFLITE_FILE = "model-float32.tflite"
 
 
 def compress(config: JobConfig) -> StageReport:
@@ -43,25 +46,26 @@ def _compress(config: JobConfig) -> StageReport:
     model = export.load(root)
     before = metrics.evaluate(prepared.task, prepared.y_val, model.predict(prepared.x_val, verbose=0))
     method, sparsity = config.compression.method, config.compression.pruning_sparsity
-    pruned_sparsity = None
+    float32 = _convert(model, "none", prepared)
+    # The uncompressed model in a form the TensorFlow-free serving image loads, published before anything
+    # can fail: it is what serves when the compressed model fails or degrades too much (ServeUncompressed).
+    float32_file = TFLITE_FILE if method == "none" and sparsity == 0 else FLOAT32_TFLITE_FILE
+    _add_file(root, manifest, float32_file, float32, "tfliteFloat32")
+    fallback = {"float32File": float32_file}
     try:
-        if sparsity > 0:
-            loss = "sparse_categorical_crossentropy" if prepared.task == "classification" else "mse"
-            model = conversion.prune(model, sparsity, prepared.x_train, prepared.y_train, loss)
-            pruned_sparsity = conversion.sparsity_of(model)
-            log.info("pruned Dense kernels to %.1f%% zeros", 100 * pruned_sparsity)
-        float32 = conversion.to_tflite(model, "none", prepared.x_train)
-        compressed = float32 if method == "none" else conversion.to_tflite(model, method, prepared.x_train)
-        after = metrics.evaluate(prepared.task, prepared.y_val, TFLiteModel(compressed).predict(prepared.x_val))
+        compressed, after, pruned_sparsity = _compressed(model, method, sparsity, float32, prepared)
+    except StageError:
+        raise   # Terminated (SIGTERM) is not a conversion failure
     except Exception as e:
         first_line = (str(e).strip().splitlines() or [""])[0]
-        raise CompressionFailed(f"compression.method {method}: {type(e).__name__}: {first_line}") from None
+        raise CompressionFailed(f"compression.method {method}: {type(e).__name__}: {first_line}",
+                                compression=fallback) from None
 
     higher = config.metric in HIGHER_IS_BETTER
     summary = {"method": method, "pruningSparsity": sparsity, "float32Bytes": len(float32),
                "compressedBytes": len(compressed), "ratio": round(len(float32) / len(compressed), 3),
                "kerasBytes": (root / export.KERAS_FILE).stat().st_size, "file": TFLITE_FILE,
-               "metric": config.metric, "metricBefore": before[config.metric],
+               "float32File": float32_file, "metric": config.metric, "metricBefore": before[config.metric],
                "metricAfter": after[config.metric],
                "degradation": metrics.degradation(before[config.metric], after[config.metric], higher)}
     if pruned_sparsity is not None:
@@ -74,18 +78,47 @@ def _compress(config: JobConfig) -> StageReport:
                        artifact_path=str(root / TFLITE_FILE), compression=summary)
 
 
-def _add_to_version(root: Path, manifest: mf.Manifest, tflite: bytes, summary: dict, after: dict) -> None:
+def _compressed(model, method: str, sparsity: float, float32: bytes,
+                prepared: data.Prepared) -> tuple[bytes, dict[str, float], float | None]:
+    """The compressed TFLite model, its held-out metrics, and the sparsity pruning reached (if it ran)."""
+    pruned_sparsity = None
+    if sparsity > 0:
+        loss = "sparse_categorical_crossentropy" if prepared.task == "classification" else "mse"
+        model = conversion.prune(model, sparsity, prepared.x_train, prepared.y_train, loss)
+        pruned_sparsity = conversion.sparsity_of(model)
+        log.info("pruned Dense kernels to %.1f%% zeros", 100 * pruned_sparsity)
+    compressed = float32 if method == "none" and sparsity == 0 else conversion.to_tflite(model, method,
+                                                                                         prepared.x_train)
+    after = metrics.evaluate(prepared.task, prepared.y_val, TFLiteModel(compressed).predict(prepared.x_val))
+    return compressed, after, pruned_sparsity
+
+
+def _convert(model, method: str, prepared: data.Prepared) -> bytes:
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{TFLITE_FILE}.", dir=root)
+        return conversion.to_tflite(model, method, prepared.x_train)
+    except Exception as e:
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        raise CompressionFailed(f"TFLite conversion ({method}): {type(e).__name__}: {first_line}") from None
+
+
+def _add_file(root: Path, manifest: mf.Manifest, name: str, content: bytes, servable: str) -> None:
+    """Write one model file into the version (atomically), then the manifest that lists it."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=root)
         with os.fdopen(fd, "wb") as f:
-            f.write(tflite)
+            f.write(content)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, root / TFLITE_FILE)
-        manifest.servables["tflite"] = TFLITE_FILE
-        manifest.add_files(root, [TFLITE_FILE])
-        manifest.extra["compression"] = {**summary, "metricsAfter": after}
+        os.replace(tmp, root / name)
+        manifest.servables[servable] = name
+        manifest.add_files(root, [name])
         manifest.write(root)
         artifacts.make_readable(root)
     except OSError as e:
-        raise StorageError(f"storage: writing {TFLITE_FILE} into {root}: {e.strerror or e}") from None
+        raise StorageError(f"storage: writing {name} into {root} as {artifacts.identity()}: "
+                           f"{e.strerror or e}") from None
+
+
+def _add_to_version(root: Path, manifest: mf.Manifest, tflite: bytes, summary: dict, after: dict) -> None:
+    manifest.extra["compression"] = {**summary, "metricsAfter": after}
+    _add_file(root, manifest, TFLITE_FILE, tflite, "tflite")

@@ -6,6 +6,10 @@ class StageError(Exception):
     """A failure that ends the stage with a one-line message for people."""
     reason = "TrainingFailed"   # one of the stage report's reasons; the CLI exits with its code
 
+    def __init__(self, message: str, compression: dict | None = None):
+        super().__init__(message)
+        self.compression = dict(compression or {})   # what a failed compression still left in the version
+
 
 class BadConfig(StageError):
     reason = "BadConfig"
@@ -25,6 +29,11 @@ class StorageError(StageError):
 
 class CompressionFailed(StageError):
     reason = "CompressionFailed"
+
+
+class Terminated(StageError):
+    """SIGTERM: the pod is being deleted (a superseded version) or evicted; another pod may resume."""
+    reason = "Terminated"
 
 
 class WorkersNotStarted(StageError):

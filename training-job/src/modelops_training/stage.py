@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
+import threading
 import time
 import traceback
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from modelops_contracts.jobconfig import JobConfig
 from modelops_contracts.report import StageReport
 
-from .errors import StageError
+from . import artifacts
+from .errors import StageError, Terminated
 
 log = logging.getLogger("modelops.stage")
 UNEXPECTED_REASON = {"train": "TrainingFailed", "compress": "CompressionFailed"}
@@ -19,9 +23,10 @@ UNEXPECTED_REASON = {"train": "TrainingFailed", "compress": "CompressionFailed"}
 def run_stage(stage: str, config: JobConfig, work: Callable[[JobConfig], StageReport]) -> StageReport:
     started = time.monotonic()
     try:
-        report = work(config)
+        with _stop_on_sigterm(stage, config):
+            report = work(config)
     except StageError as e:
-        report = failure(stage, config, e.reason, str(e))
+        report = dataclasses.replace(failure(stage, config, e.reason, str(e)), compression=e.compression)
     except Exception as e:  # anything else is still a stage failure the operator must see, not a crash
         log.error("%s failed unexpectedly:\n%s", stage, traceback.format_exc())
         first_line = (str(e).strip().splitlines() or [""])[0]
@@ -33,3 +38,29 @@ def failure(stage: str, config: JobConfig, reason: str, message: str) -> StageRe
     log.error("%s failed (%s): %s", stage, reason, message)
     return StageReport(stage=stage, succeeded=False, version=config.model.version, attempt=config.training.attempt,
                        metric=config.metric, reason=reason, message=message)
+
+
+@contextmanager
+def _stop_on_sigterm(stage: str, config: JobConfig) -> Iterator[None]:
+    """Turn SIGTERM into a Terminated failure while the stage works.
+
+    The entrypoint is PID 1 in its container, and the kernel drops signals PID 1 has no handler
+    for: without this the kubelet's SIGTERM is ignored and the pod lives out its grace period.
+    Raising unwinds training without publishing; the attempt's backup on the storage stays.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if stage == "train":
+        kept = f"; the last backup in {artifacts.backup_dir(config.version_dir, config.training.attempt)} is kept"
+    else:
+        kept = ""
+
+    def stop(signum, frame):
+        raise Terminated(f"{stage}: stopped by SIGTERM (the pod is being deleted or evicted){kept}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -120,7 +120,9 @@ def _write_version(root: Path, config: JobConfig, prepared: data.Prepared, model
                    held_out: dict[str, float], epochs: list[dict], training_info: dict, log_dir: Path) -> None:
     export.save(model, root)
     if log_dir.is_dir():
-        os.rename(log_dir, root / "logs")
+        # The scratch directory is under /tmp (an emptyDir in a pod), the staging directory on the storage
+        # volume: two filesystems, where a rename fails with EXDEV. shutil.move copies across them.
+        shutil.move(str(log_dir), str(root / "logs"))
     artifacts.write_json(root / "metrics.json", {"metric": config.metric, "heldOut": held_out,
                                                  "validationRows": int(len(prepared.x_val)),
                                                  "trainingRows": int(len(prepared.x_train)),

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds one of the project's Dockerfiles with buildah into an OCI archive and prints the archive's path.
+# Usage: build-image.sh DOCKERFILE NAME:TAG BASE_IMAGE
+# The archive is keyed by everything the build reads (image_key.py): with the same inputs a run only prints
+# the path. The build context is the repository root, as for `make images`.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+(($# == 3)) || { echo "usage: $0 DOCKERFILE NAME:TAG BASE_IMAGE" >&2; exit 2; }
+dockerfile="$1" ref="$2" base="$3"
+[[ -f "$dockerfile" ]] || { echo "DOCKERFILE: no such file: $dockerfile" >&2; exit 2; }
+[[ "$ref" == *:* && "${ref##*:}" != */* ]] || { echo "NAME:TAG: no tag in $ref" >&2; exit 2; }
+
+ensure_tools
+lock_images_dir
+base_id="$(builder inspect --type image --format '{{.FromImageID}}' "$base")" ||
+  { echo "BASE_IMAGE: $base is not in the builder's storage (hack/images/base.sh puts it there)" >&2; exit 2; }
+key="$(python3 "$IMAGES_HACK_DIR/image_key.py" image "$dockerfile" --context "$REPO_ROOT" \
+  --extra "$IMAGES_HACK_DIR/build-image.sh" --extra "$IMAGES_HACK_DIR/lib.sh" \
+  --value "base=$base_id" --value "ref=$ref")"
+name="${ref%:*}"
+stem="${name##*/}-${ref##*:}"
+archive="$IMAGES_DIR/$stem-$key.oci.tar"
+if [[ -f "$archive" ]]; then
+  echo "$ref: up to date ($archive)" >&2
+  echo "$archive"
+  exit 0
+fi
+
+echo "$ref: building from $dockerfile on $base" >&2
+started=$SECONDS
+fill_wheelhouse "$(dirname "$dockerfile")"
+pip_conf="$(mktemp)"
+trap 'rm -f "$pip_conf"' EXIT
+write_build_pip_conf "$pip_conf"
+# --network=none: pip installs from the wheelhouse alone, so the image depends on no live index.
+builder bud --layers --network=none --build-arg "BASE_IMAGE=$base" --label "io.modelops.inputs-key=$key" \
+  --secret "id=pip.conf,src=$pip_conf" "$(pip_cache_volume)" -f "$dockerfile" -t "$ref" "$REPO_ROOT" >&2
+# An OCI layout first, so the index can also carry containerd's own name annotation (import and
+# hack/node/load-image.sh read it), then one tar of it.
+layout="$archive.partial.d"
+rm -rf "$layout"
+builder push -q "$ref" "oci:$layout:$ref"
+python3 - "$layout/index.json" "$ref" <<'PY'
+import json, sys
+path, ref = sys.argv[1:]
+index = json.load(open(path))
+for manifest in index["manifests"]:
+    manifest.setdefault("annotations", {})["io.containerd.image.name"] = ref
+json.dump(index, open(path, "w"))
+PY
+tar -C "$layout" -cf "$archive.partial" oci-layout index.json blobs
+rm -rf "$layout"
+mv "$archive.partial" "$archive"
+# One archive per image and tag: an older key's archive is superseded (the training one is ~1 GB).
+find "$IMAGES_DIR" -maxdepth 1 -name "$stem-*.oci.tar" ! -name "${archive##*/}" -delete
+echo "$ref: built in $((SECONDS - started)) s ($archive)" >&2
+echo "$archive"
