@@ -17,3 +17,14 @@ def test_an_explicit_limit_wins_and_is_checked():
     assert threads({"MODELOPS_CPU_LIMIT": "2.5"}) == 3
     with pytest.raises(BadConfig, match="MODELOPS_CPU_LIMIT: expected a number of cores"):
         threads({"MODELOPS_CPU_LIMIT": "lots"})
+
+
+def test_cgroup_v1_quota_reads_as_v2(tmp_path, monkeypatch):
+    from modelops_training import acceleration
+    monkeypatch.setattr(acceleration, "CGROUP_CPU_MAX", tmp_path / "missing")
+    monkeypatch.setattr(acceleration, "CGROUP_V1_CPU", tmp_path)
+    (tmp_path / "cpu.cfs_period_us").write_text("100000\n")
+    (tmp_path / "cpu.cfs_quota_us").write_text("250000\n")
+    assert threads({}) == 3
+    (tmp_path / "cpu.cfs_quota_us").write_text("-1\n")
+    assert acceleration._cgroup_cpu_max() == "max 100000"

@@ -18,7 +18,8 @@ from .errors import BadConfig, GPUUnavailable
 from .tf_runtime import keras, tf
 
 log = logging.getLogger("modelops.acceleration")
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")                  # cgroup v2
+CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")                       # cgroup v1: cfs_quota_us (-1: none), cfs_period_us
 CPU_LIMIT_ENV = "MODELOPS_CPU_LIMIT"
 
 
@@ -43,8 +44,18 @@ def threads(env: Mapping[str, str]) -> int:
             return max(1, math.ceil(float(env[CPU_LIMIT_ENV])))
         except ValueError:
             raise BadConfig(f"{CPU_LIMIT_ENV}: expected a number of cores, got {env[CPU_LIMIT_ENV]!r}") from None
-    text = CGROUP_CPU_MAX.read_text() if CGROUP_CPU_MAX.is_file() else None
-    return cpu_limit(text, os.cpu_count() or 1)
+    return cpu_limit(_cgroup_cpu_max(), os.cpu_count() or 1)
+
+
+def _cgroup_cpu_max() -> str | None:
+    """The limit in cpu.max's form, from cgroup v2 or, on older nodes, v1."""
+    if CGROUP_CPU_MAX.is_file():
+        return CGROUP_CPU_MAX.read_text()
+    quota, period = CGROUP_V1_CPU / "cpu.cfs_quota_us", CGROUP_V1_CPU / "cpu.cfs_period_us"
+    if quota.is_file() and period.is_file():
+        value = quota.read_text().strip()
+        return f"{'max' if value.startswith('-') else value} {period.read_text().strip()}"
+    return None
 
 
 def configure(spec: TrainingSpec, env: Mapping[str, str]) -> dict[str, Any]:
