@@ -21,6 +21,7 @@ ref="localhost/modelops/python-base:$key"
 archive="$IMAGES_DIR/python-base-$key.oci.tar"
 
 if [[ -f "$archive" ]]; then
+  touch "$archive"
   # The archive outlives the builder's storage (which may be reset): bring the image back from it.
   builder inspect --type image "$ref" >/dev/null 2>&1 || builder tag "$(builder pull -q "oci-archive:$archive")" "$ref"
   echo "$ref"
@@ -54,9 +55,7 @@ trap - EXIT
 tmp="$archive.partial"
 builder push -q "$ref" "oci-archive:$tmp:$ref"
 mv "$tmp" "$archive"
-find "$IMAGES_DIR" -maxdepth 1 -name 'python-base-*.oci.tar' ! -name "${archive##*/}" -delete
-# Every cached layer sits on an older base now: drop them, or the builder's storage only grows.
-builder images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/modelops/python-base:' | grep -vxF "$ref" |
-  xargs -r -n1 "${BUILDAH[@]}" rmi -f >/dev/null || true
+prune_archives python-base 2
+# Layers cached on an older base are of no use to this one: untagged ones go, or the storage only grows.
 builder rmi --prune >/dev/null 2>&1 || true
 echo "$ref"

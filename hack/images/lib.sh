@@ -14,10 +14,18 @@ builder() {
   "${BUILDAH[@]}" "$@"
 }
 
+# Keeps the KEEP most recently used archives named STEM-<key>.oci.tar. Several checkouts share the cache
+# with different sources (so different keys): deleting all but the newest would make them rebuild in turn.
+prune_archives() {
+  local stem="$1" keep="$2"
+  find "$IMAGES_DIR" -maxdepth 1 -name "$stem-*.oci.tar" -printf '%T@ %p\n' | sort -rn | tail -n +"$((keep + 1))" |
+    cut -d' ' -f2- | xargs -r rm -f
+}
+
 # CI starts from a fresh machine: the builder comes from Debian's packages, installed on first use.
 ensure_tools() {
   local missing=() tool
-  for tool in buildah skopeo debootstrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  for tool in buildah skopeo debootstrap zstd; do command -v "$tool" >/dev/null || missing+=("$tool"); done
   ((${#missing[@]} == 0)) && return 0
   echo "installing ${missing[*]} from Debian's packages" >&2
   apt-get -o DPkg::Lock::Timeout=600 update -q >&2

@@ -27,6 +27,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "component"))
 from serving_fixtures import build_version_dir, digits, free_port, poll  # noqa: E402
 from modelops_serving.settings import ServerSettings  # noqa: E402
+import cnn_cells  # noqa: E402
 
 CACHE = Path(os.environ.get("MODELOPS_CACHE", Path.home() / ".cache" / "modelops"))
 KSERVE_PYTHON = CACHE / "bench-kserve-venv" / "bin" / "python"
@@ -76,6 +77,7 @@ class Cell:
     cpu_us_per_request: float
     rss_mib: float
     load_before: float
+    model: str = "MLP"
 
     @property
     def rows_per_s(self) -> float:
@@ -114,10 +116,12 @@ def run_wrk(url: str, w: Workload, seconds: float, connections: int) -> str:
     return done.stdout
 
 
-def start(name: str, model_dir: Path, port: int, log: Path) -> subprocess.Popen:
+def start(name: str, model_dir: Path, port: int, log: Path, grpc_port: int = 0,
+          probe: dict | None = None) -> subprocess.Popen:
     commands = {
         OURS: [str(Path(sys.executable).parent / "modelops-serve"), "--model-dir", str(model_dir),
-                           "--model-name", "digits", "--port", str(port), "--log-level", "warning"],
+                           "--model-name", "digits", "--port", str(port), "--log-level", "warning",
+                           "--grpc-port", str(grpc_port)],
         "kserve + LiteRT": [str(KSERVE_PYTHON), str(HERE / "kserve_litert_server.py"), str(model_dir / "model.tflite"),
                             str(port)],
         "Flask + Keras": [sys.executable, str(HERE / "flask_keras_server.py"), str(model_dir / "model.keras"), str(port)],
@@ -130,7 +134,7 @@ def start(name: str, model_dir: Path, port: int, log: Path) -> subprocess.Popen:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
         try:
-            return httpx.post(url, json={"instances": [[0.0] * 64]}, timeout=30).status_code == 200
+            return httpx.post(url, json=probe or {"instances": [[0.0] * 64]}, timeout=30).status_code == 200
         except httpx.TransportError:
             return False
     poll(answers, timeout=180, interval=0.5, what=f"{name} to answer")
@@ -150,26 +154,37 @@ def check_kserve_client(port: int, x: np.ndarray, work: Path) -> str:
     return done.stdout.strip()
 
 
+def load_once(port: int, grpc_port: int, w: Workload, seconds: float, connections: int):
+    """One run of the load tool: wrk for HTTP, ghz for gRPC; (requests/s, p50, p99, errors)."""
+    if w.path == "grpc":
+        return cnn_cells.run_ghz(grpc_port, w.body, seconds, connections)
+    return parse_wrk(run_wrk(f"http://127.0.0.1:{port}{w.path}", w, seconds, connections))
+
+
+def check_body(name: str, port: int, w: Workload) -> None:
+    if w.path == "grpc":
+        return
+    headers = {"content-type": "application/octet-stream", "inference-header-content-length": w.header_length} \
+        if w.header_length else {"content-type": "application/json"}
+    check = httpx.post(f"http://127.0.0.1:{port}{w.path}", content=w.body.read_bytes(), headers=headers, timeout=30)
+    if check.status_code != 200:
+        raise RuntimeError(f"{name} refused the {w.protocol} body: {check.status_code} {check.text[:200]}")
+
+
 def measure(name: str, process: subprocess.Popen, port: int, workloads: list[Workload], seconds: float,
-            connections: int) -> list[Cell]:
+            connections: int, grpc_port: int = 0, model: str = "MLP") -> list[Cell]:
     cells = []
     for w in workloads:
-        url = f"http://127.0.0.1:{port}{w.path}"
-        headers = {"content-type": "application/octet-stream", "inference-header-content-length": w.header_length} \
-            if w.header_length else {"content-type": "application/json"}
-        check = httpx.post(url, content=w.body.read_bytes(), headers=headers, timeout=30)
-        if check.status_code != 200:
-            raise RuntimeError(f"{name} refused the {w.protocol} body: {check.status_code} {check.text[:200]}")
-        run_wrk(url, w, min(2.0, seconds), connections)          # warm-up, not measured
+        check_body(name, port, w)
+        load_once(port, grpc_port, w, min(2.0, seconds), connections)          # warm-up, not measured
         load = os.getloadavg()[0]
         cpu0, t0 = cpu_seconds(process.pid), time.monotonic()
-        text = run_wrk(url, w, seconds, connections)
+        rps, p50, p99, errors = load_once(port, grpc_port, w, seconds, connections)
         cpu1, t1 = cpu_seconds(process.pid), time.monotonic()
-        rps, p50, p99, errors = parse_wrk(text)
         requests = rps * (t1 - t0)
         cells.append(Cell(name, w.protocol, w.instances, rps, p50, p99, errors, (cpu1 - cpu0) / (t1 - t0),
-                          (cpu1 - cpu0) / max(requests, 1) * 1e6, rss_mib(process.pid), load))
-        print(f"{name:16s} {w.protocol:26s} {w.instances:3d} inst: {rps:9.1f} req/s p50 {p50:7.2f} ms "
+                          (cpu1 - cpu0) / max(requests, 1) * 1e6, rss_mib(process.pid), load, model))
+        print(f"{name:16s} {model} {w.protocol:26s} {w.instances:3d} inst: {rps:9.1f} req/s p50 {p50:7.2f} ms "
               f"p99 {p99:7.2f} ms errors {errors} cpu {cells[-1].cpu_cores:.2f} cores load {load:.2f}", flush=True)
     return cells
 
@@ -199,11 +214,12 @@ def machine() -> str:
 
 
 def table(cells: list[Cell]) -> str:
-    lines = ["| server | protocol | instances/request | requests/s | rows/s | p50 ms | p99 ms | errors | server CPU (cores) | "
-             "CPU µs/request | RSS MiB | load avg (1 min) before |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | server | protocol | instances/request | requests/s | rows/s | p50 ms | p99 ms | errors | "
+             "server CPU (cores) | CPU µs/request | RSS MiB | load avg (1 min) before |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
-        lines.append(f"| {c.server} | {c.protocol} | {c.instances} | {c.requests_per_s:,.0f} | {c.rows_per_s:,.0f} | {c.p50_ms:.2f} | "
+        lines.append(f"| {c.model} | {c.server} | {c.protocol} | {c.instances} | {c.requests_per_s:,.0f} | "
+                     f"{c.rows_per_s:,.0f} | {c.p50_ms:.2f} | "
                      f"{c.p99_ms:.2f} | {c.errors} | {c.cpu_cores:.2f} | {c.cpu_us_per_request:,.0f} | "
                      f"{c.rss_mib:.0f} | {c.load_before:.2f} |")
     return "\n".join(lines)
@@ -211,7 +227,7 @@ def table(cells: list[Cell]) -> str:
 
 def verdicts(cells: list[Cell], connections: int) -> str:
     """The issue's targets, checked against this run's numbers."""
-    by = {(c.server, c.instances): c for c in cells if c.protocol.startswith("TF Serving")}
+    by = {(c.server, c.instances): c for c in cells if c.protocol.startswith("TF Serving") and c.model == "MLP"}
     lines = ["Targets (issue 4), from this run (same protocol and bodies for all three servers):"]
     for n in sorted({c.instances for c in cells}):
         ours, peer, naive = by.get((OURS, n)), by.get(("kserve + LiteRT", n)), by.get(("Flask + Keras", n))
@@ -227,35 +243,100 @@ def verdicts(cells: list[Cell], connections: int) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per cell")
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--servers", default="modelops-serve,kserve + LiteRT,Flask + Keras")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "bench-serving.md")
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("bench-serving: wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 2
+def cnn_verdicts(cells: list[Cell], connections: int) -> str:
+    """Issue 11's targets for the image model."""
+    by = {(c.server, c.protocol, c.instances): c for c in cells if c.model == "CNN"}
+    lines = ["Targets (issue 11), the CNN on 8×8×1 uint8 images:"]
+    for n, target in ((1, 3.0), (32, 2.5)):
+        ours, peer = by.get((OURS, "TF Serving REST, JSON", n)), by.get(("kserve + LiteRT", "TF Serving REST, JSON", n))
+        if ours and peer:
+            ratio = ours.requests_per_s / peer.requests_per_s
+            lines.append(f"- {n} image(s), JSON: modelops-serve / KServe = {ratio:.2f}× requests/s "
+                         f"(target ≥ {target:g}×: {'met' if ratio >= target else 'NOT met'})")
+        json_cell = by.get((OURS, "Open Inference V2, JSON", n))
+        for protocol in ("Open Inference V2, binary", cnn_cells.GRPC):
+            cell = by.get((OURS, protocol, n))
+            if cell and json_cell:
+                met = cell.requests_per_s >= json_cell.requests_per_s
+                lines.append(f"- {n} image(s): {protocol} {cell.requests_per_s:,.0f} req/s vs V2 JSON "
+                             f"{json_cell.requests_per_s:,.0f} (target ≥ JSON: {'met' if met else 'NOT met'})")
+    single = by.get((OURS, "Open Inference V2, binary", 1))
+    if single:
+        lines.append(f"- p99 for single images (V2 binary) at {connections} connections: {single.p99_ms:.2f} ms "
+                     f"(target ≤ 5 ms: {'met' if single.p99_ms <= 5 else 'NOT met'})")
+    return "\n".join(lines)
+
+
+def bench_cnn(servers: list[str], work: Path, seconds: float, connections: int) -> list[Cell]:
+    """Ours (every protocol, gRPC when ghz is installed) and KServe (REST JSON) on the CNN."""
+    model_dir = cnn_cells.cnn_model(CACHE)
+    workloads = cnn_cells.write_workloads(work, Workload)
+    if cnn_cells.ghz() is None:
+        print("bench-serving: ghz not installed (go install github.com/bojand/ghz/cmd/ghz@v0.121.0): "
+              "no gRPC cells", file=sys.stderr)
+        workloads = [w for w in workloads if w.path != "grpc"]
+    probe = {"instances": cnn_cells.images(1).tolist()}
+    cells = []
+    for name in (n for n in servers if n in (OURS, "kserve + LiteRT")):
+        port, grpc_port = free_port(), free_port()
+        process = start(name, model_dir, port, work / f"cnn-{name.split()[0]}.log",
+                        grpc_port if name == OURS else 0, probe)
+        try:
+            mine = workloads if name == OURS else [w for w in workloads if w.path == V1_PATH]
+            cells += measure(name, process, port, mine, seconds, connections, grpc_port, "CNN")
+        finally:
+            stop(process)
+    return cells
+
+
+def bench_mlp(servers: list[str], work: Path, seconds: float, connections: int) -> tuple[list[Cell], str]:
+    """Every server on the table model; ours also checked with KServe's own client."""
     model_dir = bench_model()
     x, _ = digits()
-    work = CACHE / "bench-serving" / "run"
-    work.mkdir(parents=True, exist_ok=True)
     workloads = write_workloads(x, work)
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     cells: list[Cell] = []
     client_check = "not run (our server not in --servers)"
-    for name in args.servers.split(","):
+    for name in servers:
         port = free_port()
         process = start(name, model_dir, port, work / f"{name.split()[0]}.log")
         try:
             if name == OURS:
                 client_check = check_kserve_client(port, x, work)
             mine = workloads if name == OURS else [w for w in workloads if w.path == V1_PATH]
-            cells += measure(name, process, port, mine, args.duration, args.connections)
+            cells += measure(name, process, port, mine, seconds, connections)
         finally:
             stop(process)
-    report = "\n\n".join([
+    return cells, client_check
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per cell")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--servers", default="modelops-serve,kserve + LiteRT,Flask + Keras")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "bench-serving.md")
+    parser.add_argument("--models", default="mlp,cnn", help="mlp (the table model), cnn (the image model)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench-serving: wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    work = CACHE / "bench-serving" / "run"
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    servers, models = args.servers.split(","), args.models.split(",")
+    cells, client_check = bench_mlp(servers, work, args.duration, args.connections) if "mlp" in models \
+        else ([], "not run (--models without mlp)")
+    if "cnn" in models:
+        cells += bench_cnn(servers, work, args.duration, args.connections)
+    args.out.write_text(report(cells, args, started, client_check))
+    (work / "results.json").write_text(json.dumps([c.__dict__ for c in cells], indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def report(cells: list[Cell], args, started: str, client_check: str) -> str:
+    model_dir = bench_model()
+    return "\n\n".join([
         "# Serving benchmark",
         "Written by `make bench-serving` (`serving-image/bench/bench_serving.py`); a measurement, not a test.",
         f"- run: {started}, `wrk -t1 -c{args.connections} -d{args.duration:g}s --latency` on 127.0.0.1, "
@@ -265,7 +346,11 @@ def main() -> int:
         f"- machine: {machine()}; shared with other engineers' builds and tests, so the 1-minute load average "
         "is recorded before each cell\n"
         f"- model: MLP 64→128→10 trained on the bundled digits, dynamic-range TFLite "
-        f"({(model_dir / 'model.tflite').stat().st_size:,} bytes); the same files for all three servers\n"
+        f"({(model_dir / 'model.tflite').stat().st_size:,} bytes); the same files for all three servers. "
+        "CNN: the cnn-classifier template (conv 16 and 32, dense 64) trained by the training image on "
+        "builtin:digits-images, int8 TFLite with a uint8 [n, 8, 8, 1] input; bodies of 1 and 32 images as "
+        "TF Serving JSON (ours and KServe), V2 JSON, V2 binary and gRPC raw contents (ours; gRPC load from "
+        "`ghz` on the same CPUs)\n"
         f"- servers: `modelops-serve` with its defaults (max batch {ServerSettings.max_batch_size}, max latency "
         f"{ServerSettings.max_latency_ms:g} ms, one interpreter per CPU); "
         "KServe `kserve.ModelServer` (one worker, gRPC and latency logging off) with a custom `kserve.Model` "
@@ -276,6 +361,7 @@ def main() -> int:
         f"- client compatibility, checked in the same run: {client_check}",
         table(cells),
         verdicts(cells, args.connections),
+        cnn_verdicts(cells, args.connections),
         "Reading the table: the model takes microseconds, so each server's cost is its HTTP and decoding work. "
         "For 1-instance bodies that is mostly per-request overhead, where a plain ASGI app on uvicorn/httptools "
         "with batching saves most; for 32-instance JSON bodies both LiteRT servers spend most of their CPU "
@@ -283,10 +369,6 @@ def main() -> int:
         "narrows the gap. The binary V2 rows show what skipping JSON saves. One server process uses one core "
         "for Python work (the GIL); a Deployment scales with replicas.",
     ]) + "\n"
-    args.out.write_text(report)
-    (work / "results.json").write_text(json.dumps([c.__dict__ for c in cells], indent=1))
-    print(f"wrote {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ class LiteRTModel(kserve.Model):
         return self.ready
 
     def predict(self, payload, headers=None):
-        rows = np.asarray(payload["instances"], dtype=np.float32)
+        rows = np.asarray(payload["instances"], dtype=self.input["dtype"])   # float32 rows, or uint8 images
         if len(rows) != self.batch:
             self.interpreter.resize_tensor_input(self.input["index"], rows.shape)
             self.interpreter.allocate_tensors()

@@ -50,6 +50,23 @@ def test_the_demo_trains_compresses_serves_and_its_prediction_comes_from_the_ser
     assert accuracy >= 0.9
 
 
+def test_the_cnn_example_serves_uint8_images_and_its_printed_curl_is_the_models_answer(tmp_path):
+    out = run_demo(tmp_path, "digits-cnn.yaml")
+    version_dir = tmp_path / "models" / "default" / "digits-cnn" / "v1"
+    m = manifest.verify(version_dir)
+    assert m.signature.inputs[0].to_dict() == {"name": "image", "dtype": "uint8", "shape": [-1, 8, 8, 1]}
+    assert m.extra["compression"]["method"] == "int8" and m.extra["compression"]["degradation"] <= 0.01
+    assert re.search(r"epoch 12/12 .*val_loss=.*val_accuracy=", out), "validation is shown per epoch"
+    assert "signature            image uint8 [-1, 8, 8, 1] -> output float32 [-1, 10]" in out
+    image = json.loads(re.search(r"-d '(\{.*\})'", out).group(1))["instances"][0]
+    answer = json.loads(re.search(r"  -> (\{.*\})", out).group(1))["predictions"][0]
+    from ai_edge_litert.interpreter import Interpreter
+    runner = Interpreter(model_path=str(version_dir / "model.tflite")).get_signature_runner()
+    (expected,) = runner(image=np.array([image], dtype=np.uint8)).values()
+    np.testing.assert_allclose(answer, expected[0], atol=1e-6)
+    assert float(re.search(r"held-out accuracy\s+([0-9.]+)", out).group(1)) >= 0.9
+
+
 def test_a_second_run_makes_the_next_version(tmp_path):
     run_demo(tmp_path, "linear-regression.yaml")
     out = run_demo(tmp_path, "linear-regression.yaml")

@@ -104,6 +104,41 @@ def test_custom_model_with_the_wrong_output_shape(tmp_path, monkeypatch):
                           "expects one output of shape [batch, 10], got [(None, 3)]")
 
 
+def test_custom_model_whose_inputs_do_not_take_the_data(tmp_path, monkeypatch):
+    (tmp_path / "wrong_input.py").write_text(
+        "import tf_keras as keras\n"
+        "def build_model(config):\n"
+        "    image = keras.Input(shape=(8, 8, 1), name='image')\n"
+        "    out = keras.layers.Dense(10, activation='softmax')(keras.layers.Flatten()(image))\n"
+        "    return keras.Model(image, out)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = job_config(tmp_path / "store", model={"template": "custom", "customModule": "wrong_input"})
+    assert_failed_cleanly(config, train(config), report.EXIT_BAD_CONFIG,
+                          "the data has inputs {'input': [-1, 64]}, the model takes {'image': [-1, 8, 8, 1]}")
+
+
+def test_a_table_template_on_images_and_the_cnn_on_a_table_are_refused(tmp_path):
+    config = job_config(tmp_path / "a", data={"uri": "builtin:digits-images"})
+    assert_failed_cleanly(config, train(config), report.EXIT_BAD_CONFIG,
+                          "mlp-classifier takes a table of numbers; the data holds uint8 [8, 8, 1] examples")
+    config = job_config(tmp_path / "b", model={"template": "cnn-classifier"})
+    assert_failed_cleanly(config, train(config), report.EXIT_BAD_CONFIG,
+                          "cnn-classifier takes images [height, width, channels], the data's examples have shape [64]")
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"filters": []}, "model.params.filters: expected a list of 1 to 4 filter counts, got []"),
+    ({"filters": [16, 1024]}, "model.params.filters: expected ints in [1, 512], got [16, 1024]"),
+    ({"kernelSize": 9}, "model.params.kernelSize: expected ints in [1, 7], got 9"),
+    ({"dropout": 0.95}, "model.params.dropout: expected floats in [0.0, 0.9], got 0.95"),
+    ({"hiddenUnits": [64]}, "model.params.hiddenUnits: not a cnn-classifier param"),
+])
+def test_cnn_params_out_of_bounds_are_refused_naming_the_param(tmp_path, params, message):
+    config = job_config(tmp_path, model={"template": "cnn-classifier", "params": params},
+                        data={"uri": "builtin:digits-images"})
+    assert_failed_cleanly(config, train(config), report.EXIT_BAD_CONFIG, message)
+
+
 @pytest.mark.parametrize("params, message", [
     ({"hiddenUnits": []}, "model.params.hiddenUnits: expected a non-empty list of positive integers"),
     ({"hiddenUnits": [64, "wide"]}, "model.params.hiddenUnits"),
@@ -150,7 +185,7 @@ def test_cli_unknown_template_exits_2_with_the_report_on_stdout_and_in_the_repor
     printed = report.decode(done.stdout)
     assert printed.reason == "BadConfig"
     assert printed.message == "model.template: 'transformer' is not one of linear-regression, mlp-regressor, " \
-                              "mlp-classifier, custom"
+                              "mlp-classifier, cnn-classifier, custom"
     assert report.decode((tmp_path / "r.json").read_text()) == printed
     assert not (tmp_path / "store").exists()
 

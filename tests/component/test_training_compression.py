@@ -135,3 +135,25 @@ def test_a_failed_compression_still_leaves_the_float32_model_to_fall_back_to(dig
     assert result.compression == {"float32File": "model-float32.tflite"}
     assert report.decode(report.encode(result)).compression == {"float32File": "model-float32.tflite"}
     assert mf.verify(digits_version.version_dir).servables["tfliteFloat32"] == "model-float32.tflite"
+
+
+@pytest.fixture(scope="module")
+def cnn_version(tmp_path_factory):
+    config = job_config(tmp_path_factory.mktemp("cnn"), model={"template": "cnn-classifier"},
+                        data={"uri": "builtin:digits-images"}, training={"epochs": 6, "learningRate": 0.003})
+    assert train(config).succeeded
+    return config
+
+
+@pytest.mark.parametrize("method", ["float16", "dynamic-range", "int8"])
+def test_a_conv_net_compresses_within_the_budget_and_keeps_its_uint8_image_input(cnn_version, method):
+    result = compress(with_method(cnn_version, method))
+    assert result.succeeded, result.message
+    info = result.compression
+    assert info["degradation"] <= 0.01 and info["metricAfter"] >= 0.85
+    assert info["compressedBytes"] < info["float32Bytes"]
+    m = mf.verify(cnn_version.version_dir)
+    assert m.signature.inputs[0].dtype == "uint8" and m.servables["tflite"] == "model.tflite"
+    from ai_edge_litert.interpreter import Interpreter
+    (detail,) = Interpreter(model_path=str(cnn_version.version_dir / "model.tflite")).get_input_details()
+    assert detail["dtype"] == np.uint8 and list(detail["shape_signature"]) == [-1, 8, 8, 1]

@@ -41,8 +41,8 @@ def test_mlp_classifier_reaches_90_percent_on_digits_and_publishes_every_artifac
     assert manifest.classes == list(range(10))
     assert manifest.feature_names[:2] == ["pixel_0_0", "pixel_0_1"] and manifest.num_features == 64
     assert manifest.servables == {"savedModel": "saved_model", "keras": "model.keras"}
-    assert manifest.extra["signature"]["input"]["shape"] == [-1, 64]
-    assert manifest.extra["signature"]["output"]["shape"] == [-1, 10]
+    assert manifest.signature.to_dict() == {"inputs": [{"name": "features", "dtype": "float32", "shape": [-1, 64]}],
+                                            "outputs": [{"name": "output", "dtype": "float32", "shape": [-1, 10]}]}
     assert manifest.extra["parameters"] >= 100_000
     on_disk = files_under(config.version_dir) - {mf.FILENAME}
     assert set(manifest.files) == on_disk
@@ -50,7 +50,10 @@ def test_mlp_classifier_reaches_90_percent_on_digits_and_publishes_every_artifac
 
     history = json.loads((config.version_dir / "history.json").read_text())
     assert [row["epoch"] for row in history["epochs"]] == [1, 2, 3]
-    assert {"loss", "accuracy"} <= set(history["epochs"][0])
+    # The validation loss and metric per epoch beside the training ones (the curve and TensorBoard show both).
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history["epochs"][0])
+    assert all(0 < row["val_accuracy"] <= 1 for row in history["epochs"])
+    assert any(f.startswith("logs/validation/") for f in on_disk) and any(f.startswith("logs/train/") for f in on_disk)
     assert history["epochs"][-1]["loss"] < history["epochs"][0]["loss"]
     stored = json.loads((config.version_dir / "metrics.json").read_text())
     assert stored["heldOut"] == result.metrics

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.node import NODE_DIR, RealNode, start_real_node, stop_real_node
+# The pipeline's fixtures: defined once here, so the session-wide ones exist once per session.
+from tests.e2e.pipeline_fixtures import model_namespace, node_images, operator_release  # noqa: F401
 from tests.support.kube import kubeconfig_env, kubectl, wait_for
 
 E2E_DIR = Path(__file__).parent

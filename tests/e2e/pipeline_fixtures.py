@@ -55,8 +55,8 @@ def script_command(script: str, *args: str) -> list[str]:
     return ["python3", "-c", (E2E_DIR / script).read_text(), *args]
 
 
-def _run(cmd: list[str], timeout: float) -> str:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
     return result.stdout
@@ -77,13 +77,13 @@ def operator_release(real_node, node_images) -> str:
     refs = node_images
     operator_repo, operator_tag = refs["OPERATOR_IMAGE"].rsplit(":", 1)
     env = {**os.environ, "KUBECONFIG": str(real_node.kubeconfig)}
-    subprocess.run(
+    _run(
         [str(tool("helm")), "install", "modelops", str(CHART), "--namespace", RELEASE_NAMESPACE,
          "--create-namespace", "--wait", "--timeout", "5m",
          "--set", f"image.repository={operator_repo}", "--set", f"image.tag={operator_tag}",
          "--set", f"defaults.trainingImage={refs['TRAINING_IMAGE']}",
          "--set", f"defaults.servingImage={refs['SERVING_IMAGE']}"],
-        env=env, capture_output=True, text=True, timeout=400, check=True)
+        timeout=400, env=env)
     wait_for(lambda: kubectl("-n", RELEASE_NAMESPACE, "rollout", "status", "deployment", "--timeout=5s",
                              check=False).returncode == 0, timeout=300, describe="the operator pod to be Ready")
     return RELEASE_NAMESPACE

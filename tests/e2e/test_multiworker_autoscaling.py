@@ -10,8 +10,8 @@ import json
 import pytest
 
 from modelops_contracts import manifest as artifact_manifest
-from tests.e2e.pipeline_fixtures import (  # noqa: F401  (fixtures)
-    READY_TIMEOUT_S, ModelNamespace, apply, example, image_refs, model_namespace, node_images, operator_release,
+from tests.e2e.pipeline_fixtures import (
+    READY_TIMEOUT_S, ModelNamespace, apply, example, image_refs,
     record_timing, script_command, start_pod, wait_ready,
 )
 from tests.support.kube import kubectl, kubectl_json, wait_for

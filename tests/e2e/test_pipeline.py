@@ -1,6 +1,7 @@
 """The digits example from `kubectl apply` to a served model, every stage in a real container on the real
 node: the operator (installed by Helm, running as a pod), the training and compression Jobs running
-TensorFlow, and the serving Deployment loading the model through its init container behind a Service.
+TensorFlow, and the serving Deployment loading the model through its init container behind a Service,
+all in a namespace that enforces Pod Security "restricted" (test_node.py shows it refuses other pods).
 
 The tests of this module run in order on one ModelDeployment, as a user would drive it: apply, predict,
 change the spec under load, lose a replica under load, roll back by pin, delete.
@@ -16,8 +17,8 @@ import pytest
 from modelops_contracts import manifest as artifact_manifest
 from modelops_training import data as training_data
 from modelops_training import sources
-from tests.e2e.pipeline_fixtures import (  # noqa: F401  (fixtures)
-    READY_TIMEOUT_S, ModelNamespace, apply, example, image_refs, model_namespace, node_images, operator_release,
+from tests.e2e.pipeline_fixtures import (
+    READY_TIMEOUT_S, ModelNamespace, apply, example, image_refs,
     pod_result, record_timing, run_pod, script_command, start_pod, wait_ready,
 )
 from tests.support.kube import kubectl, kubectl_json, wait_for
@@ -176,16 +177,6 @@ def test_pinning_v1_rolls_back_without_retraining(digits: ModelNamespace):
     jobs_after = {j["metadata"]["name"] for j in
                   kubectl_json("get", "jobs", "-n", ns, "-l", f"modelops.io/model-deployment={MODEL}")["items"]}
     assert jobs_after == jobs_before
-
-
-def test_the_namespace_enforces_the_restricted_profile(digits: ModelNamespace):
-    """Every pod above was admitted under "restricted"; a pod that is not restricted is refused."""
-    refused = kubectl("-n", digits.name, "run", "privileged", f"--image={serving_image()}", "--restart=Never",
-                      "--overrides", json.dumps({"spec": {"containers": [{
-                          "name": "privileged", "image": serving_image(),
-                          "securityContext": {"privileged": True}}]}}), check=False)
-    assert refused.returncode != 0
-    assert "violates PodSecurity \"restricted" in refused.stderr, refused.stderr
 
 
 def test_deleting_the_model_deployment_removes_every_child(digits: ModelNamespace):

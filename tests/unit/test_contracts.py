@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from modelops_contracts import jobconfig, manifest, report
+from modelops_contracts import jobconfig, manifest, report, signature
 
 
 def sample_config(**overrides):
@@ -97,3 +97,44 @@ def test_atomic_writes_are_readable_by_other_users(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
+
+
+def two_input_signature():
+    return signature.Signature(
+        inputs=(signature.TensorSpec("image", "uint8", (-1, 8, 8, 1)), signature.TensorSpec("age", "float32", (-1, 1))),
+        outputs=(signature.TensorSpec("probabilities", "float32", (-1, 10)),))
+
+
+def test_the_signature_round_trips_through_the_manifest():
+    m = manifest.Manifest(namespace="ml", name="x", version="v1", task="classification", feature_names=[],
+                          classes=list(range(10)), signature=two_input_signature())
+    back = manifest.Manifest.from_dict(json.loads(json.dumps(m.to_dict())))
+    assert back.signature == two_input_signature() == back.effective_signature
+    assert back.to_dict()["signature"]["inputs"][0] == {"name": "image", "dtype": "uint8", "shape": [-1, 8, 8, 1]}
+    assert not back.signature.is_tabular and back.signature.input("age").item_shape == (1,)
+
+
+def test_a_manifest_from_before_the_signature_reads_as_one_float32_row_input():
+    old = manifest.Manifest(namespace="ml", name="x", version="v1", task="classification", feature_names=["a", "b"],
+                            classes=["cat", "dog", "eel"]).to_dict()
+    assert "signature" not in old
+    back = manifest.Manifest.from_dict(old)
+    assert back.signature is None
+    assert back.effective_signature == signature.tabular(2, 3) and back.effective_signature.is_tabular
+    regression = manifest.Manifest.from_dict({**old, "task": "regression", "classes": []})
+    assert regression.effective_signature.outputs[0].shape == (-1, 1)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"inputs": []}, "signature.inputs"),
+    ({"inputs": [{"name": "", "dtype": "float32", "shape": [-1, 2]}]}, r"signature.inputs\[0\].name"),
+    ({"inputs": [{"name": "a", "dtype": "complex64", "shape": [-1, 2]}]}, r"signature.inputs\[0\].dtype"),
+    ({"inputs": [{"name": "a", "dtype": "float32", "shape": [4, 2]}]}, "batch and must be -1"),
+    ({"inputs": [{"name": "a", "dtype": "float32", "shape": [-1, 0]}]}, r"signature.inputs\[0\].shape"),
+    ({"outputs": [{"name": "o", "dtype": "float32", "shape": [-1]}] * 2}, "names must be unique"),
+])
+def test_a_malformed_signature_is_refused_naming_the_field(change, field):
+    d = {**two_input_signature().to_dict(), **change}
+    m = manifest.Manifest(namespace="ml", name="x", version="v1", task="regression", feature_names=[]).to_dict()
+    with pytest.raises(manifest.ManifestError, match=field):
+        manifest.Manifest.from_dict({**m, "signature": d})

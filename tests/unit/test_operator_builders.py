@@ -92,6 +92,15 @@ def test_serving_rolls_out_without_unavailability_and_lets_the_hpa_own_replicas(
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
 
 
+def test_the_grpc_port_is_set_on_the_server_opened_on_the_pod_and_published_by_the_service():
+    deploy = b.build_serving_deployment(parse(example("digits-classifier")["spec"]), OWNER, IMAGES, "v1", "tflite")
+    server = deploy["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "MODELOPS_GRPC_PORT", "value": "9000"} in server["env"]
+    assert {"name": "grpc", "containerPort": 9000, "protocol": "TCP"} in server["ports"]
+    service = b.build_serving_service(OWNER)
+    assert {"name": "grpc", "port": 9000, "targetPort": "grpc", "protocol": "TCP"} in service["spec"]["ports"]
+
+
 def test_a_pdb_exists_only_when_more_than_one_replica_serves():
     raw = example("linear-regression")["spec"]
     wanted, unwanted = b.build_serving_objects(parse(raw), OWNER, IMAGES, "v1", "tflite")

@@ -78,3 +78,10 @@ def test_a_stuck_job_is_in_the_message_a_condition_and_one_event_and_clears_when
     plan_ = p.plan(md, parse(md["spec"]), p.Observed(training_job=running), b.Images(), "2026-12-01T10:00:00Z")
     assert plan_.recheck_after_s is None and "no such image" not in plan_.status["message"]
     assert get_condition(plan_.status["conditions"], "Trained")["reason"] == "Training"
+
+
+def test_a_job_is_missing_pods_when_fewer_live_ones_exist_than_it_runs_at_once():
+    job = {"spec": {"parallelism": 2}}
+    assert stuck.pods_missing(job, [pod(phase="Running")])                      # one worker refused
+    assert stuck.pods_missing(job, [pod(phase="Running"), pod(phase="Failed")])
+    assert not stuck.pods_missing(job, [pod(phase="Running"), pod(phase="Pending")])

@@ -18,7 +18,7 @@ DEFAULT_CONFIG_PATH = "/etc/modelops/job.json"
 DEFAULT_REPORT_PATH = "/dev/termination-log"
 
 STAGES = ("train", "compress")
-TEMPLATES = ("linear-regression", "mlp-regressor", "mlp-classifier", "custom")
+TEMPLATES = ("linear-regression", "mlp-regressor", "mlp-classifier", "cnn-classifier", "custom")
 STRATEGIES = ("OneDevice", "Mirrored", "MultiWorkerMirrored")
 PRECISIONS = ("float32", "mixed_float16")
 METRICS = ("mse", "mae", "r2", "accuracy", "auc", "logloss")
@@ -62,6 +62,28 @@ def _number(value: Any, where: str, *, low: float | None = None, high: float | N
     return int(value) if integer else float(value)
 
 
+FEATURE_DTYPES = ("float32", "int64", "uint8", "string")
+
+
+def _feature_spec(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError("data.featureSpec: expected a map of feature name -> {dtype, shape}")
+    out = {}
+    for name, entry in value.items():
+        where = f"data.featureSpec.{name}"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where}: expected {{dtype, shape}}")
+        dtype = _one_of(entry.get("dtype"), FEATURE_DTYPES, f"{where}.dtype")
+        shape = entry.get("shape", [])
+        if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                                                  for n in shape):
+            raise ConfigError(f"{where}.shape: expected a list of positive sizes ([] for a scalar), got {shape!r}")
+        out[str(name)] = {"dtype": dtype, "shape": list(shape)}
+    return out
+
+
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: expected an object, got {type(value).__name__}")
@@ -100,6 +122,9 @@ class DataSpec:
     validation_split: float = 0.2
     shuffle_seed: int = 42
     s3_endpoint: str | None = None
+    # TFRecord: every feature of the tf.train.Example to parse (target included); image directory: the one
+    # image input (its shape is the size images are resized to). name -> {"dtype": str, "shape": [int, ...]}
+    feature_spec: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "DataSpec":
@@ -110,7 +135,7 @@ class DataSpec:
                    features=tuple(features) if features else None,
                    validation_split=_number(d.get("validationSplit", 0.2), "data.validationSplit", low=0.01, high=0.9),
                    shuffle_seed=_number(d.get("shuffleSeed", 42), "data.shuffleSeed", low=0, integer=True),
-                   s3_endpoint=d.get("s3Endpoint"))
+                   s3_endpoint=d.get("s3Endpoint"), feature_spec=_feature_spec(d.get("featureSpec")))
 
 
 @dataclass(frozen=True)
@@ -197,7 +222,7 @@ class JobConfig:
                       "customModule": m.custom_module, "params": dict(m.params)},
             "data": {"uri": dt.uri, "target": dt.target, "features": list(dt.features) if dt.features else None,
                      "validationSplit": dt.validation_split, "shuffleSeed": dt.shuffle_seed,
-                     "s3Endpoint": dt.s3_endpoint},
+                     "s3Endpoint": dt.s3_endpoint, "featureSpec": dt.feature_spec},
             "training": {"strategy": t.strategy, "workers": t.workers, "gpusPerWorker": t.gpus_per_worker,
                          "epochs": t.epochs, "batchSize": t.batch_size, "learningRate": t.learning_rate,
                          "seed": t.seed, "attempt": t.attempt, "precision": t.precision, "jitCompile": t.jit_compile},

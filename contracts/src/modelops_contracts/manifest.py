@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import API_VERSION
+from . import signature as sig
 
 KIND = "ArtifactManifest"
 FILENAME = "manifest.json"
@@ -73,16 +74,24 @@ class Manifest:
     metrics: dict[str, float] = field(default_factory=dict)
     created_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # Every input and output tensor; None (manifests written before the field) reads as `effective_signature`'s
+    # one float32 input of featureNames.
+    signature: sig.Signature | None = None
 
     @property
     def num_features(self) -> int:
         return len(self.feature_names)
 
+    @property
+    def effective_signature(self) -> sig.Signature:
+        return self.signature or sig.legacy(self.feature_names, self.task, self.classes)
+
     def to_dict(self) -> dict[str, Any]:
         return {"apiVersion": API_VERSION, "kind": KIND, "namespace": self.namespace, "name": self.name,
                 "version": self.version, "task": self.task, "featureNames": self.feature_names,
                 "classes": self.classes, "files": self.files, "servables": self.servables,
-                "metrics": self.metrics, "createdAt": self.created_at, "extra": self.extra}
+                "metrics": self.metrics, "createdAt": self.created_at, "extra": self.extra,
+                **({"signature": self.signature.to_dict()} if self.signature else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Manifest":
@@ -92,13 +101,16 @@ class Manifest:
             task = d["task"]
             if task not in TASKS:
                 raise ManifestError(f"task: {task!r} is not one of {', '.join(TASKS)}")
+            signature = sig.Signature.from_dict(d["signature"]) if d.get("signature") is not None else None
             return cls(namespace=d["namespace"], name=d["name"], version=d["version"], task=task,
                        feature_names=list(d["featureNames"]), classes=list(d.get("classes") or []),
                        files=dict(d.get("files") or {}), servables=dict(d.get("servables") or {}),
                        metrics=dict(d.get("metrics") or {}), created_at=d.get("createdAt", ""),
-                       extra=dict(d.get("extra") or {}))
+                       extra=dict(d.get("extra") or {}), signature=signature)
         except KeyError as e:
             raise ManifestError(f"missing field {e.args[0]}") from None
+        except sig.SignatureError as e:
+            raise ManifestError(str(e)) from None
 
     def add_files(self, root: Path, paths: Iterable[str]) -> None:
         """Record size and sha256 of each path (files, or every file under a directory)."""

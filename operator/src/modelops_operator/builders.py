@@ -151,7 +151,7 @@ def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt
         data=jobconfig.DataSpec(uri=spec.data_uri, target=spec.target,
                                 features=tuple(spec.features) if spec.features else None,
                                 validation_split=spec.validation_split, shuffle_seed=spec.shuffle_seed,
-                                s3_endpoint=spec.s3_endpoint),
+                                s3_endpoint=spec.s3_endpoint, feature_spec=spec.feature_spec),
         training=jobconfig.TrainingSpec(strategy=spec.strategy, workers=spec.workers,
                                         gpus_per_worker=spec.gpus_per_worker, epochs=spec.epochs,
                                         batch_size=spec.batch_size, learning_rate=spec.learning_rate,
@@ -323,6 +323,7 @@ def serving_env(spec: Spec, owner: Owner, version: str, servable: str) -> list[d
             {"name": "MODELOPS_SERVABLE", "value": servable},
             {"name": "MODELOPS_HOST", "value": "0.0.0.0"},
             {"name": "MODELOPS_PORT", "value": str(c.SERVING_PORT)},
+            {"name": "MODELOPS_GRPC_PORT", "value": str(c.SERVING_GRPC_PORT)},
             {"name": "MODELOPS_MAX_BATCH_SIZE", "value": str(spec.max_batch_size)},
             {"name": "MODELOPS_MAX_LATENCY_MS", "value": str(spec.max_latency_ms)},
             # On SIGTERM the server turns not-ready and keeps serving while endpoints drop it, then
@@ -368,7 +369,8 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
                     "image": image,
                     "command": ["modelops-serve"],
                     "env": serving_env(spec, owner, version, servable),
-                    "ports": [{"name": "http", "containerPort": c.SERVING_PORT, "protocol": "TCP"}],
+                    "ports": [{"name": "http", "containerPort": c.SERVING_PORT, "protocol": "TCP"},
+                              {"name": "grpc", "containerPort": c.SERVING_GRPC_PORT, "protocol": "TCP"}],
                     "readinessProbe": {**probe, "httpGet": {"path": "/v2/health/ready", "port": "http"}},
                     "livenessProbe": {**probe, "httpGet": {"path": "/v2/health/live", "port": "http"},
                                       "failureThreshold": 6},
@@ -393,7 +395,8 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
 def build_serving_service(owner: Owner) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(owner, serving_name(owner), "serving"),
             "spec": {"selector": serving_selector(owner),
-                     "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}
+                     "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+                               {"name": "grpc", "port": c.SERVING_GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"}]}}
 
 
 def build_hpa(spec: Spec, owner: Owner) -> dict[str, Any]:

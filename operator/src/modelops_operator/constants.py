@@ -30,6 +30,7 @@ CONFIG_MOUNT = "/etc/modelops"
 MODELS_MOUNT = "/models"
 WORKER_PORT = 2222
 SERVING_PORT = 8080
+SERVING_GRPC_PORT = 9000   # the Open Inference Protocol over gRPC, on the pod and the Service
 HISTORY_LIMIT = 20
 # How long a multi-worker training pod waits for the others to start (training.startupTimeoutSeconds).
 DEFAULT_STARTUP_TIMEOUT_S = 600

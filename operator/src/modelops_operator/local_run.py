@@ -208,10 +208,12 @@ def _tool(name: str) -> str:
 
 
 def sample_prediction(run: LocalRun, url: str, version: str) -> dict[str, Any]:
-    """One held-out row, predicted over HTTP exactly as a client would (TF Serving REST)."""
+    """One held-out example, predicted over HTTP exactly as a client would (TF Serving REST): a table row,
+    an N-d example as nested lists, or an object keyed by input name for several inputs."""
+    from modelops_training import features
     from modelops_training.data import load
     prepared = load(run.config("train", version, 1))
-    row = [round(float(x), 6) for x in prepared.x_val[0]]
+    row = _instance(features.take(prepared.x_val, 0))
     body = json.dumps({"instances": [row]}).encode()
     request = urllib.request.Request(f"{url}/v1/models/{run.name}:predict", data=body,
                                      headers={"Content-Type": "application/json"})
@@ -222,6 +224,14 @@ def sample_prediction(run: LocalRun, url: str, version: str) -> dict[str, Any]:
         truth = prepared.classes[int(truth)] if prepared.task == "classification" else truth
     return {"row": row, "response": answer, "truth": truth.item() if hasattr(truth, "item") else truth,
             "url": f"{url}/v1/models/{run.name}:predict"}
+
+
+def _instance(example) -> Any:
+    if isinstance(example, dict):
+        return {name: _instance(value) for name, value in example.items()}
+    if example.dtype.kind == "f":
+        return [round(float(x), 6) for x in example] if example.ndim == 1 else example.round(6).tolist()
+    return example.tolist()
 
 
 def describe_prediction(sample: dict[str, Any], manifest: manifest_contract.Manifest) -> str:
@@ -245,6 +255,9 @@ def summary(version: str, trained: StageReport, compressed: StageReport | None, 
         if info.get("float32Bytes") and info.get("compressedBytes"):
             rows.append(("size", f"{info['float32Bytes']:,} B float32 TFLite -> {info['compressedBytes']:,} B "
                                  f"{info.get('method')} ({info.get('ratio', 0):.2f}x smaller)"))
+    signature = manifest_contract.read(version_dir).effective_signature
+    rows.append(("signature", "; ".join(f"{t.name} {t.dtype} {list(t.shape)}" for t in signature.inputs)
+                 + " -> " + "; ".join(f"{t.name} {t.dtype} {list(t.shape)}" for t in signature.outputs)))
     rows.append(("endpoint", f"{url}/v1/models/{version_dir.parent.name}:predict"))
     if plot:
         rows.append(("training curve", str(plot)))
@@ -283,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("==> summary")
         say(summary(version, trained, compressed, servable, url, plot, version_dir))
         sample = sample_prediction(run, url, version)
-        say("==> sample prediction (one held-out row)")
+        say("==> sample prediction (one held-out example)")
         say(f"  curl -s -X POST {sample['url']} -d '{{\"instances\": [{json.dumps(sample['row'])}]}}'")
         say(f"  -> {json.dumps(sample['response'])}")
         say(f"  {describe_prediction(sample, manifest_contract.read(version_dir))}")

@@ -201,7 +201,9 @@ class Reconciler:
         if not state.active:   # finished: the pods' termination messages carry the outcome
             return pipeline.job_state(job, pods)
         # Starting: say why it is not running, when Kubernetes knows (pods are not watched, so check again soon).
-        events = [] if pods else self.kube.warning_events(namespace, "Job", name)
+        # The Job's own events explain pods it could not create (all of them, or one worker of several).
+        job_events = self.kube.warning_events(namespace, "Job", name)
+        events = job_events if stuck.pods_missing(job, pods) else []
         for pod in stuck.pods_to_ask_about(pods)[:1]:
             events += self.kube.warning_events(namespace, "Pod", pod)
         return dataclasses.replace(state, starting=True, stuck=stuck.diagnose(pods, events))

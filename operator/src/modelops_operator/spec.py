@@ -28,6 +28,7 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "validation_split": ("data.validationSplit", 0.2),
     "shuffle_seed": ("data.shuffleSeed", 42),
     "s3_endpoint": ("data.s3Endpoint", None),
+    "feature_spec": ("data.featureSpec", None),
     "training_image": ("training.image", None),
     "strategy": ("training.strategy.type", "OneDevice"),
     "workers": ("training.strategy.workers", 1),
@@ -107,6 +108,7 @@ class Spec:
     validation_split: float
     shuffle_seed: int
     s3_endpoint: str | None
+    feature_spec: dict | None
     training_image: str | None
     strategy: str
     workers: int
@@ -209,6 +211,8 @@ def parse(spec: Mapping[str, Any]) -> Spec:
             raise SpecError(f"spec.{FIELDS[attr][0]}: required")
     if isinstance(values["model_params"], Mapping):
         values["model_params"] = dict(values["model_params"])
+    if isinstance(values["feature_spec"], Mapping):
+        values["feature_spec"] = json.loads(json.dumps(values["feature_spec"]))   # plain dicts for the job config
     parsed = Spec(**values, version_hash=version_hash(spec))
     _check_cross_field_rules(parsed, spec)
     return parsed
@@ -222,6 +226,9 @@ def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
     if s.template == "mlp-classifier" and s.metric not in CLASSIFICATION_METRICS:
         fail("evaluation.metric", "evaluation.metric must be a classification metric (accuracy, auc, logloss) "
                                   "for template mlp-classifier")
+    if s.template == "cnn-classifier" and s.metric not in CLASSIFICATION_METRICS:
+        fail("evaluation.metric", "evaluation.metric must be a classification metric (accuracy, auc, logloss) "
+                                  "for template cnn-classifier")
     if s.template in ("linear-regression", "mlp-regressor") and s.metric not in REGRESSION_METRICS:
         fail("evaluation.metric", "evaluation.metric must be a regression metric (mse, mae, r2) for a regression template")
     if s.template != "custom" and not s.data_uri.startswith("builtin:") and not s.target:

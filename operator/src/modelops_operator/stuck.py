@@ -33,6 +33,13 @@ def starting(job: Mapping[str, Any]) -> bool:
     return done < (spec.get("parallelism") or 1)
 
 
+def pods_missing(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> bool:
+    """Fewer live pods than the Job runs at once: it could not create some (a quota, an admission refusal)."""
+    live = [p for p in pods if (p.get("status") or {}).get("phase") in (None, "Pending", "Running")
+            and not (p.get("metadata") or {}).get("deletionTimestamp")]
+    return len(live) < ((job.get("spec") or {}).get("parallelism") or 1)
+
+
 def pods_to_ask_about(pods: Iterable[Mapping[str, Any]]) -> list[str]:
     """Scheduled pods still Pending with no reason in their status: only their events can say why."""
     names = []

@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 import numpy as np
 import orjson
 
-from . import protocol_v1, protocol_v2
+from . import grpc_service, protocol_v1, protocol_v2
 from .batching import Batcher, QueueFull, ShuttingDown
 from .errors import HttpError, bad_request
 from .feedback import Feedback
@@ -58,6 +58,7 @@ class ServingApp:
         self.model = model
         self.settings = settings
         self.batcher: Batcher | None = None
+        self.grpc = None            # the gRPC server, when settings.grpc_port is set
         self.feedback: Feedback | None = None
         self.loaded = False
         self.draining = False
@@ -107,6 +108,8 @@ class ServingApp:
                                max_latency_ms=s.max_latency_ms, max_queue=s.max_queue,
                                on_batch=self.metrics.observe_batch)
         self.batcher.start()
+        if s.grpc_port:
+            self.grpc = await grpc_service.start(self)
         task = asyncio.get_running_loop().create_task(self._load())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -122,6 +125,8 @@ class ServingApp:
 
     async def _shutdown(self) -> None:
         self.begin_drain()
+        if self.grpc:
+            await self.grpc.stop(self.settings.graceful_timeout_s)   # refuses new calls, finishes accepted ones
         if self.batcher:
             await self.batcher.stop(self.settings.graceful_timeout_s)
 
@@ -210,7 +215,10 @@ class ServingApp:
 
     def _serving(self, request: _Request) -> ServedModel:
         """The model named in the path, if it is this server's and has loaded."""
-        name, version = request.params.get("name"), request.params.get("version")
+        return self.serving_model(request.params.get("name"), request.params.get("version"))
+
+    def serving_model(self, name: str | None, version: str | None) -> ServedModel:
+        """The named model (and version, if given), if it is this server's and has loaded: both transports ask."""
         if name != self.model.name:
             raise HttpError(404, f"model {name!r} not found; this server serves {self.model.name!r}")
         if not self.loaded:
@@ -219,29 +227,36 @@ class ServingApp:
             raise HttpError(404, f"model {name!r} version {version!r} not found; serving {self.model.version!r}")
         return self.model
 
-    async def _infer(self, rows: np.ndarray) -> np.ndarray:
+    def remember(self, outputs: list[np.ndarray]) -> str:
+        """A new prediction id, remembered with the first output for feedback."""
+        prediction_id = self._ids.next()
+        self.feedback.remember(prediction_id, outputs[0])
+        return prediction_id
+
+    async def infer(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         try:
-            return await self.batcher.predict(rows)
+            return await self.batcher.predict(inputs)
         except QueueFull:
             raise HttpError(503, f"overloaded: more than {self.settings.max_queue} requests are waiting; retry later",
                             ((b"retry-after", RETRY_AFTER_S),)) from None
         except ShuttingDown:
             raise HttpError(503, "shutting down; retry on another replica", ((b"retry-after", RETRY_AFTER_S),)) from None
 
-    def _parse_v1(self, body: Any) -> tuple[np.ndarray, str]:
+    def _parse_v1(self, body: Any) -> tuple[list[np.ndarray], str]:
         m = self.model
-        return protocol_v1.parse_predict(body, width=m.input_width, max_rows=self.settings.max_instances,
+        return protocol_v1.parse_predict(body, signature=m.signature, max_rows=self.settings.max_instances,
                                          feature_names=m.manifest.feature_names)
 
     # --- TF Serving REST ---------------------------------------------------------------------------
 
     async def v1_predict(self, request: _Request) -> Reply:
         self._serving(request)
-        rows, key = self._parse_v1(await self._json(request))
-        out = await self._infer(rows)
-        prediction_id = self._ids.next()
-        self.feedback.remember(prediction_id, out)
-        body = orjson.dumps({key: out, "id": prediction_id}, option=orjson.OPT_SERIALIZE_NUMPY)
+        inputs, key = self._parse_v1(await self._json(request))
+        outputs = await self.infer(inputs)
+        prediction_id = self.remember(outputs)
+        reply = protocol_v1.encode_predict(key, self.model.signature, outputs)
+        reply["id"] = prediction_id
+        body = orjson.dumps(reply, option=orjson.OPT_SERIALIZE_NUMPY)
         return 200, body, [(b"x-prediction-id", prediction_id.encode())]
 
     async def v1_feedback(self, request: _Request) -> Reply:
@@ -250,8 +265,8 @@ class ServingApp:
         if prediction_id is not None:
             joined = self.feedback.join_id(prediction_id, truth)
         else:
-            rows, _ = self._parse_v1(instances)
-            joined = self.feedback.join_outputs(await self._infer(rows), truth)
+            inputs, _ = self._parse_v1(instances)
+            joined = self.feedback.join_outputs((await self.infer(inputs))[0], truth)
         fb = self.feedback
         return 200, orjson.dumps({"joined": joined, "pairs": fb.pairs, "metrics": fb.live_metrics()}), []
 
@@ -280,8 +295,7 @@ class ServingApp:
 
     async def v2_model(self, request: _Request) -> Reply:
         m = self._serving(request)
-        return 200, orjson.dumps(protocol_v2.metadata(m.name, m.version, m.runtime.platform, m.input_width,
-                                                      m.output_width)), []
+        return 200, orjson.dumps(protocol_v2.metadata(m.name, m.version, m.runtime.platform, m.signature)), []
 
     async def v2_model_ready(self, request: _Request) -> Reply:
         m = self._serving(request)
@@ -293,12 +307,11 @@ class ServingApp:
         m = self._serving(request)
         body = await self._body(request)
         parsed = protocol_v2.parse_infer(body, request.headers.get(b"inference-header-content-length"),
-                                         width=m.input_width, max_rows=self.settings.max_instances)
-        out = await self._infer(parsed.rows)
-        prediction_id = self._ids.next()
-        self.feedback.remember(prediction_id, out)
-        payload, header_length = protocol_v2.encode_infer(m.name, m.version, parsed.id or prediction_id, out,
-                                                          parsed.binary_output, prediction_id)
+                                         signature=m.signature, max_rows=self.settings.max_instances)
+        outputs = await self.infer(parsed.inputs)
+        prediction_id = self.remember(outputs)
+        payload, header_length = protocol_v2.encode_infer(m.name, m.version, parsed.id or prediction_id,
+                                                          m.signature, outputs, parsed.outputs, prediction_id)
         headers = [(b"x-prediction-id", prediction_id.encode())]
         if header_length is not None:
             headers = [(b"content-type", b"application/octet-stream"),
@@ -312,7 +325,7 @@ class ServingApp:
 
     async def openapi(self, request: _Request) -> Reply:
         if self._openapi is None or not self.loaded:
-            self._openapi = orjson.dumps(build_openapi(self.model.name, self.model.input_width or 1))
+            self._openapi = orjson.dumps(build_openapi(self.model.name, self.model.signature if self.loaded else None))
         return 200, self._openapi, []
 
 

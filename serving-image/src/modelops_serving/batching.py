@@ -1,6 +1,9 @@
 """Dynamic batching: requests queue up, run together on a pool of worker threads, and each
 caller gets back exactly its own rows.
 
+A request is one array per model input, all with the same first (batch) dimension, whatever
+their rank; a batch concatenates each input along that dimension and splits each output back.
+
 A batch closes when it holds `max_batch_size` rows, when `max_latency_ms` has passed since
 it opened, or when the event loop has delivered no new request for two turns (nobody else is
 about to arrive, so waiting longer would only add latency). Batches are formed only when a
@@ -26,14 +29,18 @@ class ShuttingDown(Exception):
     """The batcher has stopped accepting work."""
 
 
+Arrays = list[np.ndarray]
+
+
 @dataclass
 class _Pending:
-    rows: np.ndarray
+    inputs: Arrays
+    rows: int
     future: asyncio.Future = field(repr=False)
 
 
 class Batcher:
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], *, workers: int, max_batch_size: int,
+    def __init__(self, predict: Callable[[Arrays], Arrays], *, workers: int, max_batch_size: int,
                  max_latency_ms: float, max_queue: int, on_batch: Callable[[int], None] = lambda rows: None):
         self._predict = predict
         self._workers = workers
@@ -56,13 +63,13 @@ class Batcher:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._dispatch_forever(), name="batcher")
 
-    async def predict(self, rows: np.ndarray) -> np.ndarray:
+    async def predict(self, inputs: Arrays) -> Arrays:
         if not self._accepting:
             raise ShuttingDown()
         if len(self._queue) >= self._max_queue:
             raise QueueFull()
         future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(rows, future))
+        self._queue.append(_Pending(inputs, len(inputs[0]), future))
         self._arrived.set()
         return await future
 
@@ -74,7 +81,7 @@ class Batcher:
                 self._arrived.clear()
                 await self._arrived.wait()
             batch = await self._collect(loop)
-            running = loop.run_in_executor(self._pool, self._run, [p.rows for p in batch])
+            running = loop.run_in_executor(self._pool, self._run, batch)
             self._running.add(running)
             running.add_done_callback(lambda f, batch=batch: self._deliver(f, batch))
 
@@ -86,10 +93,10 @@ class Batcher:
         while True:
             took = False
             # A request larger than a whole batch runs alone rather than waiting forever.
-            while self._queue and (not batch or rows + len(self._queue[0].rows) <= self._max_rows):
+            while self._queue and (not batch or rows + self._queue[0].rows <= self._max_rows):
                 pending = self._queue.popleft()
                 batch.append(pending)
-                rows += len(pending.rows)
+                rows += pending.rows
                 took = True
             quiet_turns = 0 if took else quiet_turns + 1
             # Still queued here means the next request does not fit: the batch is as full as it gets.
@@ -97,15 +104,21 @@ class Batcher:
                 return batch
             await asyncio.sleep(0)
 
-    def _run(self, parts: list[np.ndarray]) -> list[np.ndarray]:
-        rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        self._on_batch(len(rows))
-        out = self._predict(rows)
+    def _run(self, batch: list[_Pending]) -> list[Arrays]:
+        if len(batch) == 1:
+            inputs = batch[0].inputs
+        else:
+            inputs = [np.concatenate([p.inputs[i] for p in batch]) for i in range(len(batch[0].inputs))]
+        self._on_batch(len(inputs[0]))
+        outputs = self._predict(inputs)
+        if len(batch) == 1:
+            return [outputs]
         result, start = [], 0
-        for part in parts:
+        for pending in batch:
+            end = start + pending.rows
             # A copy, not a view: a caller that keeps its rows (feedback memory) must not pin the whole batch.
-            result.append(out[start:start + len(part)].copy())
-            start += len(part)
+            result.append([out[start:end].copy() for out in outputs])
+            start = end
         return result
 
     def _deliver(self, done: asyncio.Future, batch: list[_Pending]) -> None:

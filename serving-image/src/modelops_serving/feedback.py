@@ -48,8 +48,10 @@ class Feedback:
         self._predicted = RecentRows(window)
 
     def _point_predictions(self, outputs: np.ndarray) -> np.ndarray:
-        """One number per row: the regression value, or the predicted class index."""
-        return outputs.argmax(axis=1) if self.task == "classification" else outputs[:, 0]
+        """One number per row: the regression value, or the predicted class index (of the first output,
+        whatever its rank: an [n] or [n, 1, k] output is flattened per row)."""
+        rows = outputs.reshape(len(outputs), -1)
+        return rows.argmax(axis=1) if self.task == "classification" else rows[:, 0]
 
     def remember(self, prediction_id: str, outputs: np.ndarray) -> None:
         self._predicted.append(outputs)

@@ -1,4 +1,4 @@
-"""The served model: verify the version directory, pick a runtime, then predict rows.
+"""The served model: verify the version directory, pick a runtime, then predict batches.
 
 Lifecycle as in KServe's model class: `load()` sets `ready`; until then (or after a failed
 load) `reason` says why the model is not ready, for the log and the readiness endpoints.
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from modelops_contracts import manifest as manifest_contract
+from modelops_contracts.signature import Signature
 
 from .runtimes import LiteRTRuntime, ModelLoadError, Runtime, TensorFlowRuntime
 
@@ -27,30 +28,27 @@ class ServedModel:
         self.reason = "loading"
         self.manifest: manifest_contract.Manifest | None = None
         self.runtime: Runtime | None = None
+        # What the model takes and returns: the manifest's (derived for manifests from before the field),
+        # read once at load because every request is checked against it.
+        self.signature: Signature | None = None
 
     @property
     def version(self) -> str:
         return self.manifest.version if self.manifest else ""
 
-    @property
-    def input_width(self) -> int:
-        return self.runtime.input_width if self.runtime else 0
-
-    @property
-    def output_width(self) -> int:
-        return self.runtime.output_width if self.runtime else 0
-
     def load(self) -> bool:
         try:
             self.manifest = manifest_contract.verify(self.model_dir)
+            self.signature = self.manifest.effective_signature
             self.runtime = self._open_runtime(self.manifest)
         except (manifest_contract.ManifestError, ModelLoadError) as e:
             return self._refuse(str(e))
         except Exception as e:  # a corrupt model file fails inside the runtime's own code
             return self._refuse(f"cannot load the model: {type(e).__name__}: {e}")
         self.ready, self.reason = True, ""
-        log.info("model %s version %s ready (%s, %d features -> %d outputs)", self.name, self.version,
-                 self.runtime.kind, self.input_width, self.output_width)
+        sig = self.signature
+        log.info("model %s version %s ready (%s; inputs %s; outputs %s)", self.name, self.version, self.runtime.kind,
+                 ", ".join(t.describe() for t in sig.inputs), ", ".join(t.describe() for t in sig.outputs))
         return True
 
     def _refuse(self, reason: str) -> bool:
@@ -64,18 +62,14 @@ class ServedModel:
         if kind is None:
             raise ModelLoadError(f"manifest lists no {' or '.join(wanted)} servable "
                                  f"(it has {', '.join(m.servables) or 'none'})")
+        signature = m.effective_signature
+        if signature.is_tabular and m.feature_names and signature.inputs[0].shape[1] != m.num_features:
+            raise ModelLoadError(f"signature input {signature.inputs[0].describe()} does not fit the manifest's "
+                                 f"{m.num_features} featureNames")
         if kind in manifest_contract.TFLITE_KINDS:
-            runtime: Runtime = LiteRTRuntime(self.model_dir / m.servables[kind], kind)
-        else:
-            runtime = TensorFlowRuntime(kind, self.model_dir / m.servables[kind], m.num_features)
-        if runtime.input_width != m.num_features:
-            raise ModelLoadError(f"model takes {runtime.input_width} features, manifest names {m.num_features}")
-        if m.task == "classification" and m.classes and runtime.output_width != len(m.classes):
-            raise ModelLoadError(f"model returns {runtime.output_width} outputs, manifest names {len(m.classes)} classes")
-        if m.task == "regression" and runtime.output_width != 1:
-            raise ModelLoadError(f"regression model returns {runtime.output_width} outputs, expected 1")
-        return runtime
+            return LiteRTRuntime(self.model_dir / m.servables[kind], signature, kind)
+        return TensorFlowRuntime(kind, self.model_dir / m.servables[kind], signature)
 
-    def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Run float32 rows [n, features] through the model; called from worker threads."""
-        return self.runtime.run(rows)
+    def predict(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """One array per signature input in, one per output back; called from worker threads."""
+        return self.runtime.run(inputs)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .tensors import INPUT_NAME
+from modelops_contracts.signature import Signature, TensorSpec, tabular
+
+from .protocol_v2 import DATATYPES
 
 _ERROR = {"description": "the problem, named", "content": {"application/json": {"schema": {
     "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}
@@ -11,9 +13,31 @@ _JSON = {"content": {"application/json": {"schema": {"type": "object"}}}}
 _NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
-def _rows(width: int) -> dict[str, Any]:
-    return {"type": "array", "minItems": 1, "items": {"type": "array", "minItems": width, "maxItems": width,
-                                                       "items": {"type": "number"}}}
+_JSON_TYPES = {"bool": "boolean", "string": "string"}
+
+
+def _batch(spec: TensorSpec) -> dict[str, Any]:
+    """Nested arrays, one level per dimension, sized where the signature fixes the size."""
+    schema: dict[str, Any] = {"type": _JSON_TYPES.get(spec.dtype, "number")}
+    for i, size in reversed(list(enumerate(spec.shape))):
+        schema = {"type": "array", "items": schema, "minItems": 1}
+        if i > 0 and size != -1:
+            schema.update(minItems=size, maxItems=size)
+    return schema
+
+
+def _instances(signature: Signature) -> dict[str, Any]:
+    if len(signature.inputs) == 1:
+        return _batch(signature.inputs[0])
+    item = {"type": "object", "required": [t.name for t in signature.inputs],
+            "properties": {t.name: _batch(t)["items"] for t in signature.inputs}}
+    return {"type": "array", "minItems": 1, "items": item}
+
+
+def _columns(signature: Signature) -> dict[str, Any]:
+    named = {"type": "object", "required": [t.name for t in signature.inputs],
+             "properties": {t.name: _batch(t) for t in signature.inputs}}
+    return {"oneOf": [_batch(signature.inputs[0]), named]} if len(signature.inputs) == 1 else named
 
 
 def _op(summary: str, request: dict[str, Any] | None = None, params: list | None = None,
@@ -28,16 +52,22 @@ def _op(summary: str, request: dict[str, Any] | None = None, params: list | None
     return op
 
 
-def build_openapi(model_name: str, width: int) -> dict[str, Any]:
-    rows = _rows(width)
-    predict = {"type": "object", "properties": {"instances": rows, "inputs": rows}}
+def build_openapi(model_name: str, signature: Signature | None) -> dict[str, Any]:
+    """The routes, with request schemas drawn from the model's signature (a placeholder until it loads)."""
+    signature = signature or tabular(1, 1)
+    instances = _instances(signature)
+    predict = {"type": "object", "properties": {"instances": instances, "inputs": _columns(signature)}}
     feedback = {"type": "object", "required": ["truth"], "properties": {
-        "id": {"type": "string"}, "instances": rows, "truth": {"type": "array", "items": {}}}}
-    tensor = {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
-        "name": {"type": "string", "enum": [INPUT_NAME]}, "shape": {"type": "array", "items": {"type": "integer"}},
-        "datatype": {"type": "string", "enum": ["FP32"]}, "data": {"type": "array", "items": {"type": "number"}}}}
+        "id": {"type": "string"}, "instances": instances, "truth": {"type": "array", "items": {}}}}
+    tensor = {"type": "object", "required": ["name", "shape", "datatype"], "properties": {
+        "name": {"type": "string", "enum": [t.name for t in signature.inputs]},
+        "shape": {"type": "array", "items": {"type": "integer"}},
+        "datatype": {"type": "string", "enum": sorted({DATATYPES[t.dtype] for t in signature.inputs})},
+        "data": {"type": "array", "items": {}}, "parameters": {"type": "object"}}}
     infer = {"type": "object", "required": ["inputs"], "properties": {
-        "id": {"type": "string"}, "inputs": {"type": "array", "items": tensor, "minItems": 1, "maxItems": 1}}}
+        "id": {"type": "string"}, "inputs": {"type": "array", "items": tensor, "minItems": 1},
+        "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string", "enum": [t.name for t in signature.outputs]}}}}}}
     bad = (400, 404, 413, 503)
     return {
         "openapi": "3.0.3",

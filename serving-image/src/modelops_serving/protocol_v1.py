@@ -1,32 +1,84 @@
-"""TF Serving's REST API: `POST /v1/models/NAME:predict` and the feedback call beside it."""
+"""TF Serving's REST API: `POST /v1/models/NAME:predict` and the feedback call beside it.
+
+Row format: `{"instances": [...]}`, one entry per example: the bare value for a one-input model,
+or an object keyed by input name; answered as `{"predictions": [...]}`, one entry per example
+(an object keyed by output name when the model has several outputs). Columnar format:
+`{"inputs": ...}`, the bare batch for a one-input model or an object of batches keyed by input
+name; answered as `{"outputs": ...}` in the same shape.
+"""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
+from modelops_contracts.signature import Signature
 
 from .errors import bad_request
-from .tensors import INPUT_NAME, checked_rows, rows_from_named
+from .tensors import batch, expected, from_json, rows_from_named
 
 
-def parse_predict(body: Any, *, width: int, max_rows: int, feature_names: Sequence[str]) -> tuple[np.ndarray, str]:
-    """Rows from {"instances": [...]} (row format) or {"inputs": ...} (columnar), and the reply's key."""
+def parse_predict(body: Any, *, signature: Signature, max_rows: int,
+                  feature_names: Sequence[str]) -> tuple[list[np.ndarray], str]:
+    """The model's input arrays from either format, and the reply's key."""
     if not isinstance(body, dict):
         raise bad_request("body: expected a JSON object with \"instances\" or \"inputs\"")
     has_instances, has_inputs = "instances" in body, "inputs" in body
     if has_instances == has_inputs:
         raise bad_request("body: give exactly one of \"instances\" (row format) or \"inputs\" (columnar format)")
     if has_instances:
-        instances = body["instances"]
+        return _rows(body["instances"], signature, max_rows, feature_names), "predictions"
+    return _columns(body["inputs"], signature, max_rows), "outputs"
+
+
+def _rows(instances: Any, signature: Signature, max_rows: int, feature_names: Sequence[str]) -> list[np.ndarray]:
+    if len(signature.inputs) == 1:
+        spec = signature.inputs[0]
         if isinstance(instances, list):
-            instances = rows_from_named(instances, feature_names, INPUT_NAME)
-        return checked_rows(instances, width=width, max_rows=max_rows, where="instances"), "predictions"
-    inputs = body["inputs"]
-    if isinstance(inputs, dict):
-        if set(inputs) != {INPUT_NAME}:
-            raise bad_request(f"inputs: the model has one input named {INPUT_NAME!r}, got {sorted(inputs)[:5]}")
-        inputs = inputs[INPUT_NAME]
-    return checked_rows(inputs, width=width, max_rows=max_rows, where="inputs"), "outputs"
+            if signature.is_tabular and feature_names:
+                instances = rows_from_named(instances, feature_names, spec.name)
+            else:
+                instances = [i[spec.name] if isinstance(i, dict) and set(i) == {spec.name} else i for i in instances]
+        return batch({spec.name: from_json(instances, spec, where="instances")}, signature, max_rows=max_rows,
+                     where="instances")
+    if not isinstance(instances, list) or not instances:
+        raise bad_request("instances: expected a non-empty list of objects keyed by input name; the model's "
+                          f"inputs are {', '.join(expected(t) for t in signature.inputs)}")
+    if len(instances) > max_rows:
+        raise bad_request(f"instances: too many instances, {len(instances)} > limit {max_rows}")
+    names = [t.name for t in signature.inputs]
+    for i, instance in enumerate(instances):
+        if not isinstance(instance, dict) or set(instance) != set(names):
+            got = sorted(instance) if isinstance(instance, dict) else type(instance).__name__
+            raise bad_request(f"instances[{i}]: expected an object with exactly the inputs {names}, got {got}")
+    arrays = {t.name: from_json([instance[t.name] for instance in instances], t, where=f"instances[*].{t.name}")
+              for t in signature.inputs}
+    return batch(arrays, signature, max_rows=max_rows, where="instances")
+
+
+def _columns(inputs: Any, signature: Signature, max_rows: int) -> list[np.ndarray]:
+    if not isinstance(inputs, dict):
+        if len(signature.inputs) != 1:
+            raise bad_request("inputs: the model has several inputs; give an object keyed by input name: "
+                              f"{', '.join(expected(t) for t in signature.inputs)}")
+        inputs = {signature.inputs[0].name: inputs}
+    arrays = {}
+    for name, value in inputs.items():
+        spec = signature.input(name)
+        if spec is not None:
+            arrays[name] = from_json(value, spec, where=f"inputs.{name}")
+        else:
+            arrays[name] = value    # batch() names the unknown input with the expected ones
+    return batch(arrays, signature, max_rows=max_rows, where="inputs")
+
+
+def encode_predict(key: str, signature: Signature, outputs: list[np.ndarray]) -> dict[str, Any]:
+    """The reply's body (before the id is added), in the form matching the request's format."""
+    if len(outputs) == 1:
+        return {key: outputs[0]}
+    names = [t.name for t in signature.outputs]
+    if key == "outputs":
+        return {key: dict(zip(names, outputs))}
+    return {key: [{name: out[i] for name, out in zip(names, outputs)} for i in range(len(outputs[0]))]}
 
 
 def parse_feedback(body: Any) -> tuple[str | None, Any, Any]:

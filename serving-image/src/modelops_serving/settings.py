@@ -36,6 +36,7 @@ class ServerSettings:
     model_name: str
     host: str = "127.0.0.1"
     port: int = 8080
+    grpc_port: int = 0                  # Open Inference Protocol over gRPC; 0: off
     max_batch_size: int = 256           # rows per model call (LiteRT runs a small model per row in ~µs: big batches amortise the hand-off to a worker thread)
     max_latency_ms: float = 5.0         # longest a request waits for companions to fill a batch
     max_queue: int = 256                # requests waiting for the model; beyond it: 503 + Retry-After
@@ -61,6 +62,7 @@ _HELP: dict[str, str] = {
     "model_name": "the name clients use in /v1/models/NAME and /v2/models/NAME",
     "host": "address to listen on (0.0.0.0 in a container)",
     "port": "HTTP port",
+    "grpc_port": "gRPC port of the Open Inference Protocol (0: no gRPC)",
     "max_batch_size": "most rows the model runs in one call",
     "max_latency_ms": "longest a request waits for others to fill its batch",
     "max_queue": "most requests waiting for the model before 503 + Retry-After",

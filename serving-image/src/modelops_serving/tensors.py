@@ -1,51 +1,112 @@
-"""Turning decoded JSON into the model's float32 rows, refusing anything else with a reason."""
+"""Turning decoded request values into the model's input arrays, refusing anything else with a reason.
+
+Every check is against the manifest's signature (modelops_contracts.signature): each refusal names
+the input and the dtype and shape it expects. A batch is a list of arrays in the signature's input
+order, all with the same first (batch) dimension.
+"""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
+from modelops_contracts.signature import Signature, TensorSpec
 
 from .errors import bad_request
 
-# The model's one input and one output, as named in both protocols.
-INPUT_NAME = "features"   # as the training image names it (modelops_training.export)
-OUTPUT_NAME = "output"
-_NUMERIC_KINDS = "fiu"   # float, signed and unsigned integers; not bool, str or object
+_FLOATS = frozenset({"float16", "float32", "float64"})
+_INTEGERS = frozenset({"int8", "uint8", "int16", "int32", "int64"})
 
 
-def checked_rows(value: Any, *, width: int, max_rows: int, where: str) -> np.ndarray:
-    """A [n, width] float32 array from nested lists, or HttpError(400) naming what is wrong."""
+def expected(spec: TensorSpec) -> str:
+    """How a refusal spells what an input takes: `input 'image' takes uint8 [n, 8, 8, 1]`."""
+    dims = ", ".join("n" if i == 0 else ("*" if d == -1 else str(d)) for i, d in enumerate(spec.shape))
+    return f"input {spec.name!r} takes {spec.dtype} [{dims}]"
+
+
+def from_json(value: Any, spec: TensorSpec, *, where: str) -> np.ndarray:
+    """A batch for one input from nested JSON lists ([n, ...item shape])."""
     if isinstance(value, (str, bytes, dict)) or value is None or isinstance(value, bool):
-        raise bad_request(f"{where}: expected a list of rows, got {type(value).__name__}")
+        raise bad_request(f"{where}: expected a list (one entry per instance), got {type(value).__name__}; "
+                          f"{expected(spec)}")
     try:
         array = np.array(value)
     except (ValueError, TypeError, OverflowError):
-        raise bad_request(f"{where}: rows must all have {width} numbers (ragged or mixed nesting)") from None
+        raise bad_request(f"{where}: ragged or mixed nesting; {expected(spec)}") from None
+    return checked(typed(array, spec, where=where), spec, where=where)
+
+
+def typed(array: np.ndarray, spec: TensorSpec, *, where: str) -> np.ndarray:
+    """Decoded JSON values as the input's dtype, refusing values of another kind or out of range."""
+    kind = array.dtype.kind
     if array.size == 0:
-        raise bad_request(f"{where}: empty batch, at least one row is needed")
-    if array.dtype.kind not in _NUMERIC_KINDS:
-        raise bad_request(f"{where}: wrong dtype, numbers expected (found {_describe_kind(array.dtype)})")
-    if array.ndim != 2:
-        raise bad_request(f"{where}: wrong rank, expected rows [n, {width}], got shape {list(array.shape)}")
-    return checked_array(array, width=width, max_rows=max_rows, where=where)
+        raise bad_request(f"{where}: empty batch, at least one instance is needed")
+    if spec.dtype in _FLOATS:
+        if kind not in "fiu":
+            raise bad_request(f"{where}: wrong dtype, numbers expected (found {_describe_kind(array.dtype)}); "
+                              f"{expected(spec)}")
+        with np.errstate(over="ignore"):
+            out = array.astype(spec.dtype, copy=False)
+        if not np.isfinite(out).all():
+            raise bad_request(f"{where}: NaN or Inf (or a value beyond {spec.dtype} range) is not a valid "
+                              f"value for input {spec.name!r}")
+        return out
+    if spec.dtype in _INTEGERS:
+        if kind not in "iu":
+            raise bad_request(f"{where}: wrong dtype, integers expected (found {_describe_kind(array.dtype)}); "
+                              f"{expected(spec)}")
+        info = np.iinfo(spec.dtype)
+        if array.min() < info.min or array.max() > info.max:
+            raise bad_request(f"{where}: a value is outside {spec.dtype}'s range [{info.min}, {info.max}]; "
+                              f"{expected(spec)}")
+        return array.astype(spec.dtype, copy=False)
+    if spec.dtype == "bool":
+        if kind != "b":
+            raise bad_request(f"{where}: wrong dtype, true/false expected (found {_describe_kind(array.dtype)}); "
+                              f"{expected(spec)}")
+        return array
+    if kind not in "US":
+        raise bad_request(f"{where}: wrong dtype, strings expected (found {_describe_kind(array.dtype)}); "
+                          f"{expected(spec)}")
+    return np.vectorize(lambda s: s.encode() if isinstance(s, str) else s, otypes=[object])(array)
 
 
-def checked_array(array: np.ndarray, *, width: int, max_rows: int, where: str) -> np.ndarray:
+def checked(array: np.ndarray, spec: TensorSpec, *, where: str) -> np.ndarray:
+    """The rank and every fixed dimension after the batch must match the signature."""
+    if array.ndim != len(spec.shape):
+        raise bad_request(f"{where}: wrong rank, got shape {list(array.shape)}; {expected(spec)}")
     if array.shape[0] == 0:
-        raise bad_request(f"{where}: empty batch, at least one row is needed")
-    if array.shape[1] != width:
-        raise bad_request(f"{where}: wrong shape, each row needs {width} features, got {array.shape[1]}")
-    if array.shape[0] > max_rows:
-        raise bad_request(f"{where}: too many instances, {array.shape[0]} > limit {max_rows}")
-    with np.errstate(over="ignore"):
-        rows = array.astype(np.float32, copy=False)
-    if not np.isfinite(rows).all():
-        raise bad_request(f"{where}: NaN or Inf (or a value beyond float32 range) is not a valid feature")
-    return rows
+        raise bad_request(f"{where}: empty batch, at least one instance is needed")
+    for got, want in zip(array.shape[1:], spec.shape[1:]):
+        if want != -1 and got != want:
+            raise bad_request(f"{where}: wrong shape {list(array.shape)}; {expected(spec)}")
+    return array
+
+
+def batch(arrays: dict[str, np.ndarray], signature: Signature, *, max_rows: int, where: str) -> list[np.ndarray]:
+    """The model's inputs in signature order; every input present and all with the same batch size."""
+    if len(arrays) == 1 and len(signature.inputs) == 1 and signature.inputs[0].name in arrays:
+        (array,) = arrays.values()      # the common one-input case, without the set arithmetic
+        if len(array) > max_rows:
+            raise bad_request(f"{where}: too many instances, {len(array)} > limit {max_rows}")
+        return [array]
+    unknown = sorted(set(arrays) - {t.name for t in signature.inputs})
+    if unknown:
+        raise bad_request(f"{where}: unknown input {unknown[0]!r}; the model's inputs are "
+                          f"{', '.join(expected(t) for t in signature.inputs)}")
+    missing = [t for t in signature.inputs if t.name not in arrays]
+    if missing:
+        raise bad_request(f"{where}: missing {expected(missing[0])}")
+    ordered = [arrays[t.name] for t in signature.inputs]
+    sizes = {t.name: len(a) for t, a in zip(signature.inputs, ordered)}
+    if len(set(sizes.values())) != 1:
+        raise bad_request(f"{where}: inputs differ in batch size {sizes}; each instance needs every input")
+    if len(ordered[0]) > max_rows:
+        raise bad_request(f"{where}: too many instances, {len(ordered[0])} > limit {max_rows}")
+    return ordered
 
 
 def rows_from_named(instances: Sequence[Any], feature_names: Sequence[str], input_name: str) -> list[Any]:
-    """TF Serving's row format also allows objects: {"<feature>": value, ...} or {"<input>": row}."""
+    """TF Serving's row format for a table also allows {"<feature>": value, ...} or {"<input>": row}."""
     rows = []
     for i, instance in enumerate(instances):
         if not isinstance(instance, dict):
@@ -64,4 +125,5 @@ def rows_from_named(instances: Sequence[Any], feature_names: Sequence[str], inpu
 
 
 def _describe_kind(dtype: np.dtype) -> str:
-    return {"b": "booleans", "U": "strings", "S": "bytes", "O": "mixed values or nulls"}.get(dtype.kind, str(dtype))
+    return {"b": "booleans", "U": "strings", "S": "bytes", "O": "mixed values or nulls",
+            "f": "fractional numbers", "i": "integers", "u": "integers"}.get(dtype.kind, str(dtype))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import features
 from .tf_runtime import keras, tf
 
 REPRESENTATIVE_ROWS = 256
@@ -11,7 +12,7 @@ PRUNING_EPOCHS = 2
 PRUNING_BATCH = 32
 
 
-def to_tflite(model: "keras.Model", method: str, representative: np.ndarray) -> bytes:
+def to_tflite(model: "keras.Model", method: str, representative: features.Features) -> bytes:
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if method == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -19,7 +20,8 @@ def to_tflite(model: "keras.Model", method: str, representative: np.ndarray) -> 
     elif method == "dynamic-range":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif method == "int8":
-        # Full-integer weights and activations; the input and output stay float32 so clients do not change.
+        # Full-integer weights and activations; the inputs and output keep their dtypes (float32 rows, uint8
+        # images) so clients do not change. Calibration runs on training examples (images included).
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _representative(representative)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -32,12 +34,14 @@ def to_tflite(model: "keras.Model", method: str, representative: np.ndarray) -> 
     return converter.convert()
 
 
-def _representative(x: np.ndarray):
-    rows = x[:REPRESENTATIVE_ROWS].astype(np.float32)
+def _representative(x: features.Features):
+    sample = features.take(x, slice(0, REPRESENTATIVE_ROWS))
 
     def generate():
-        for row in rows:
-            yield [row[None, :]]
+        for i in range(features.count(sample)):
+            one = features.take(sample, slice(i, i + 1))
+            # Named by input for several inputs; a float table is fed as float32, as the model's input is.
+            yield dict(one) if isinstance(one, dict) else [one.astype(np.float32) if one.dtype.kind == "f" else one]
     return generate
 
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from modelops_contracts.jobconfig import JobConfig
 
-from . import sources
+from . import features as feats, formats, sources
 from .errors import BadConfig, BadData
+from .features import Features
 
 CLASSIFICATION_METRICS = frozenset({"accuracy", "auc", "logloss"})
-CLASSIFICATION_TEMPLATES = frozenset({"mlp-classifier"})
+CLASSIFICATION_TEMPLATES = frozenset({"mlp-classifier", "cnn-classifier"})
 # builtin:linear — y = LINEAR_INTERCEPT + LINEAR_SLOPE·x + noise, so tests can check what a model learned.
 LINEAR_INTERCEPT = 3.0
 LINEAR_SLOPE = 2.0
@@ -28,8 +29,9 @@ LINEAR_NOISE = 0.5
 
 @dataclass(frozen=True)
 class Table:
-    """Raw columns: float32 features, the target as read (numbers or labels)."""
-    features: np.ndarray
+    """Raw examples: the features (float32 table columns, N-d arrays, or named arrays for several
+    inputs) and the target as read (numbers or labels). feature_names names a table's columns only."""
+    features: Features
     target: np.ndarray
     feature_names: list[str]
     source: str
@@ -41,15 +43,23 @@ class Prepared:
     task: str                      # regression | classification
     feature_names: list[str]
     classes: list                  # classification: label of each output unit; regression: []
-    x_train: np.ndarray
+    x_train: Features
     y_train: np.ndarray
-    x_val: np.ndarray
+    x_val: Features
     y_val: np.ndarray
     fingerprint: str               # sha256 of the data and split, so compression can check it sees the same
 
     @property
     def num_features(self) -> int:
         return len(self.feature_names)
+
+    @property
+    def train_rows(self) -> int:
+        return feats.count(self.x_train)
+
+    @property
+    def val_rows(self) -> int:
+        return feats.count(self.x_val)
 
 
 def task_of(config: JobConfig) -> str:
@@ -74,8 +84,13 @@ def _load_table(config: JobConfig) -> Table:
         module = import_custom_module(config.model.custom_module)
         if hasattr(module, "load_data"):
             return _table_from_custom(module.load_data(config), config.model.custom_module)
-    if sources.builtin_name(config.data.uri) == "linear":
+    builtin = sources.builtin_name(config.data.uri)
+    if builtin == "linear":
         return linear_table()
+    if builtin == "digits-images":
+        return formats.digits_images()
+    if formats.is_tensor_format(config.data.uri, config.data.feature_spec):
+        return formats.load(config)
     raw, label = sources.read_bytes(config.data.uri, config.data.s3_endpoint)
     return parse_csv(raw, label, config.data.target, config.data.features)
 
@@ -95,17 +110,27 @@ def import_custom_module(path: str):
 
 
 def _table_from_custom(result, module: str) -> Table:
+    """(features, target, feature_names): a float table with its column names, or N-d features (one
+    array, or a dict of arrays named as the model's inputs) with feature_names empty."""
     try:
         x, y, names = result
-        x = np.asarray(x, dtype=np.float32)
+        x = {str(k): np.asarray(v) for k, v in x.items()} if isinstance(x, dict) else np.asarray(x)
         y = np.asarray(y)
     except (TypeError, ValueError) as e:
         raise BadData(f"{module}.load_data: expected (features, target, feature_names) arrays: {e}") from None
-    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or x.shape[1] != len(names):
-        raise BadData(f"{module}.load_data: shapes do not line up: features {x.shape}, target {y.shape}, "
+    names = [str(n) for n in names]
+    shapes = {k: a.shape for k, a in feats.named(x)}
+    if y.ndim != 1 or any(len(s) < 2 or s[0] != len(y) for s in shapes.values()) or (
+            names and not (feats.is_table(x) and x.shape[1] == len(names))):
+        raise BadData(f"{module}.load_data: shapes do not line up: features {shapes}, target {y.shape}, "
                       f"{len(names)} feature names")
-    _check_finite(x, list(names), module)
-    return Table(features=x, target=y, feature_names=[str(n) for n in names], source=module)
+    for name, array in feats.named(x):
+        if array.dtype.kind not in "fiub":
+            raise BadData(f"{module}.load_data: features {name or ''} have dtype {array.dtype}, not numbers")
+    if feats.is_table(x):
+        x = x.astype(np.float32)
+        _check_finite(x, names or [f"column {i}" for i in range(x.shape[1])], module)
+    return Table(features=x, target=y, feature_names=names, source=module)
 
 
 def linear_table() -> Table:
@@ -124,18 +149,8 @@ def parse_csv(raw: bytes, label: str, target: str | None, features: tuple[str, .
     if not rows:
         raise BadData(f"data.uri: {label} is empty")
     header, body = [h.strip() for h in rows[0]], rows[1:]
-    columns = ", ".join(header[:12]) + (", …" if len(header) > 12 else "")
     target = target or header[-1]
-    if target not in header:
-        raise BadData(f"data.target: column {target!r} not in {label} (columns: {columns})")
-    names = list(features) if features else [h for h in header if h != target]
-    missing = [n for n in names if n not in header]
-    if missing:
-        raise BadData(f"data.features: column {missing[0]!r} not in {label} (columns: {columns})")
-    if target in names:
-        raise BadData(f"data.features: the target column {target!r} is also listed as a feature")
-    if not names:
-        raise BadData(f"data.features: {label} has no feature columns besides the target {target!r}")
+    names = formats.select(header, target, features, label, "column")
     for i, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise BadData(f"data.uri: {label} line {i} has {len(row)} fields, the header has {len(header)}")
@@ -168,7 +183,7 @@ def _check_finite(values: np.ndarray, names: list[str], label: str) -> None:
 
 
 def prepare(table: Table, task: str, validation_split: float, seed: int) -> Prepared:
-    n = len(table.features)
+    n = feats.count(table.features)
     n_val = int(round(n * validation_split))
     if n_val < 1 or n - n_val < 2:
         raise BadData(f"data: {n} rows in {table.source} are too few for validationSplit {validation_split} "
@@ -177,11 +192,14 @@ def prepare(table: Table, task: str, validation_split: float, seed: int) -> Prep
     order = np.random.default_rng(seed).permutation(n)
     val, train = order[:n_val], order[n_val:]
     digest = hashlib.sha256()
-    for part in (table.features[order], y[order], "\0".join(table.feature_names).encode()):
+    parts = [a[order] for _, a in feats.named(table.features)] + [y[order], "\0".join(table.feature_names).encode()]
+    if not feats.is_table(table.features):   # a table's fingerprint stays what it was before N-d data existed
+        parts.append("\0".join(f"{k}:{a.dtype}:{a.shape[1:]}" for k, a in feats.named(table.features)).encode())
+    for part in parts:
         digest.update(part if isinstance(part, bytes) else np.ascontiguousarray(part).tobytes())
     return Prepared(task=task, feature_names=table.feature_names, classes=classes,
-                    x_train=table.features[train], y_train=y[train],
-                    x_val=table.features[val], y_val=y[val], fingerprint=digest.hexdigest())
+                    x_train=feats.take(table.features, train), y_train=y[train],
+                    x_val=feats.take(table.features, val), y_val=y[val], fingerprint=digest.hexdigest())
 
 
 def _encode_target(table: Table, task: str) -> tuple[np.ndarray, list]:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import features
 from .tf_runtime import tf
 
 
-def training_dataset(x: np.ndarray, y: np.ndarray, global_batch_size: int, seed: int) -> "tf.data.Dataset":
+def training_dataset(x: features.Features, y: np.ndarray, global_batch_size: int, seed: int) -> "tf.data.Dataset":
     """An endless stream of full global batches; fit() bounds each epoch with `steps_per_epoch`.
 
     Repeating and dropping the remainder gives every worker the same number of steps per epoch,
@@ -18,11 +19,27 @@ def training_dataset(x: np.ndarray, y: np.ndarray, global_batch_size: int, seed:
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = True
     return (tf.data.Dataset.from_tensor_slices((x, y))
-            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+            .shuffle(features.count(x), seed=seed, reshuffle_each_iteration=True)
             .repeat()
             .batch(global_batch_size, drop_remainder=True)
             .prefetch(tf.data.AUTOTUNE)
             .with_options(options))
+
+
+def validation_dataset(x: features.Features, y: np.ndarray, global_batch_size: int) -> "tf.data.Dataset":
+    """The held-out split, for the validation loss and metric beside the training ones in each epoch.
+
+    Repeated and cut to full batches like the training stream, so that every worker runs the same
+    `validation_steps(...)` steps (a worker with fewer would stall the others' all-reduce).
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return (tf.data.Dataset.from_tensor_slices((x, y)).repeat()
+            .batch(global_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(options))
+
+
+def validation_steps(num_rows: int, global_batch_size: int) -> int:
+    return max(1, -(-num_rows // global_batch_size))
 
 
 def steps_per_epoch(num_rows: int, global_batch_size: int) -> int:

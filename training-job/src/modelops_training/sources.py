@@ -16,7 +16,7 @@ from .errors import BadConfig, BadData
 PVC_ROOT_ENV = "MODELOPS_PVC_ROOT"
 DEFAULT_PVC_ROOT = "/mnt/pvc"
 BUNDLED = ("diabetes", "digits", "breast_cancer")
-GENERATED = ("linear",)
+GENERATED = ("linear", "digits-images")
 
 
 @dataclass(frozen=True)

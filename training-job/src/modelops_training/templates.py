@@ -1,19 +1,22 @@
 """Model architectures: the built-in templates and the hook for a user's own module.
 
-Every model takes ONE float32 input [batch, num_features] of RAW features (a Normalization layer
-holding the training split's mean and variance is the first layer) and returns ONE float32 output:
-[batch, 1] for regression, [batch, num_classes] probabilities for classification. That is the
-shape the serving image relies on; `check_signature` enforces it for custom models too.
+The table templates take ONE float32 input `features` [batch, num_features] of RAW features (a
+Normalization layer holding the training split's mean and variance is the first layer); the
+cnn-classifier takes ONE image input `image` [batch, H, W, C] as stored (uint8 pixels are rescaled
+inside the model). Custom models may take any named N-d inputs, matching the data's arrays. Every
+model returns ONE float32 output: [batch, 1] for regression, [batch, num_classes] probabilities for
+classification; `check_signature` enforces that, and the manifest records whatever inputs it has.
 """
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from modelops_contracts.jobconfig import JobConfig
 
+from . import cnn, features as feats
 from .data import Prepared, import_custom_module
 from .errors import BadConfig
 from .tf_runtime import keras
@@ -29,19 +32,24 @@ class ModelInputs:
     num_features: int
     num_classes: int
     feature_names: list[str]
-    mean: np.ndarray
-    variance: np.ndarray
+    mean: np.ndarray | None   # tables only: per-column statistics of the training split
+    variance: np.ndarray | None
     target_mean: float        # regression only (classification: 0)
     target_std: float         # regression only (classification: 1)
+    # Each input array's (dtype, shape after the batch), keyed by name ("" for a single unnamed array).
+    input_shapes: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, data: Prepared) -> "ModelInputs":
         regression = data.task == "regression"
+        table = feats.is_table(data.x_train)
         return cls(target_mean=float(data.y_train.mean()) if regression else 0.0,
                    target_std=float(data.y_train.std() or 1.0) if regression else 1.0,
                    task=data.task, num_features=data.num_features, num_classes=len(data.classes),
                    feature_names=list(data.feature_names),
-                   mean=data.x_train.mean(axis=0), variance=_usable_variance(data.x_train.var(axis=0)))
+                   mean=data.x_train.mean(axis=0) if table else None,
+                   variance=_usable_variance(data.x_train.var(axis=0)) if table else None,
+                   input_shapes={k: (str(a.dtype), tuple(a.shape[1:])) for k, a in feats.named(data.x_train)})
 
     def normalization(self) -> "keras.layers.Layer":
         """Normalization learned on the training split, stored in the model so serving sends raw features."""
@@ -69,10 +77,14 @@ def build_model(config: JobConfig, inputs: ModelInputs) -> "keras.Model":
     template = config.model.template
     if template == "custom":
         model = _custom(config, inputs)
-    elif template == "linear-regression":
-        model = _sequential(inputs, [])
+    elif template == "cnn-classifier":
+        model = cnn.build(config.model.params, inputs)
     else:
-        model = _sequential(inputs, _hidden_layers(config.model.params))
+        if inputs.mean is None:
+            raise BadConfig(f"model.template: {template} takes a table of numbers; the data holds "
+                            f"{', '.join(f'{d} {list(s)}' for d, s in inputs.input_shapes.values())} examples "
+                            f"(use cnn-classifier or a custom model)")
+        model = _sequential(inputs, [] if template == "linear-regression" else _hidden_layers(config.model.params))
     check_signature(model, inputs, template)
     return model
 
@@ -122,13 +134,29 @@ def _builder_args(builder, config: JobConfig, inputs: ModelInputs, path: str) ->
 
 
 def check_signature(model: "keras.Model", inputs: ModelInputs, template: str) -> None:
+    """The model's inputs must take the data's arrays (by name when there are several) and its one
+    output must fit the task."""
     expected_out = inputs.num_classes if inputs.task == "classification" else 1
-    if len(model.inputs) != 1 or tuple(model.inputs[0].shape) != (None, inputs.num_features):
-        raise BadConfig(f"model ({template}): expects one input of shape [batch, {inputs.num_features}], "
-                        f"got {[tuple(t.shape) for t in model.inputs]}")
+    wanted = {k: s for k, (_, s) in inputs.input_shapes.items()}
+    got = {name: tuple(t.shape[1:]) for name, t in zip(model.input_names, model.inputs)}
+    if not _inputs_fit(got, wanted):
+        shown = {k or "input": [-1, *s] for k, s in wanted.items()}
+        takes = {k: [-1, *(-1 if d is None else d for d in s)] for k, s in got.items()}
+        raise BadConfig(f"model ({template}): the data has inputs {shown}, the model takes {takes}")
     if len(model.outputs) != 1 or tuple(model.outputs[0].shape) != (None, expected_out):
         raise BadConfig(f"model ({template}): expects one output of shape [batch, {expected_out}], "
                         f"got {[tuple(t.shape) for t in model.outputs]}")
+
+
+def _inputs_fit(got: dict[str, tuple], wanted: dict[str, tuple]) -> bool:
+    """One unnamed data array fits any single input; named arrays must match the inputs name for name."""
+    if set(wanted) == {""}:
+        return len(got) == 1 and _fits(next(iter(got.values())), wanted[""])
+    return set(got) == set(wanted) and all(_fits(got[k], wanted[k]) for k in wanted)
+
+
+def _fits(model_shape: tuple, data_shape: tuple) -> bool:
+    return len(model_shape) == len(data_shape) and all(m is None or m == d for m, d in zip(model_shape, data_shape))
 
 
 def compile_model(model: "keras.Model", task: str, learning_rate: float, jit_compile: bool = False) -> None:

@@ -17,7 +17,7 @@ from modelops_contracts import manifest as mf
 from modelops_contracts.jobconfig import JobConfig
 from modelops_contracts.report import StageReport
 
-from . import acceleration, artifacts, backup, data, distribution, export, metrics, pipeline, worker_env
+from . import acceleration, artifacts, backup, data, distribution, export, features, metrics, pipeline, worker_env
 from .errors import BadData, TrainingFailed
 from .progress import EpochLog
 from .stage import run_stage
@@ -43,8 +43,8 @@ def _train(config: JobConfig) -> StageReport:
     label = worker_env.task_label(tf_config)
     spec = config.training
     prepared = data.load(config)
-    if len(prepared.x_train) < spec.batch_size:
-        raise BadData(f"data: {len(prepared.x_train)} training rows are fewer than training.batchSize "
+    if prepared.train_rows < spec.batch_size:
+        raise BadData(f"data: {prepared.train_rows} training rows are fewer than training.batchSize "
                       f"{spec.batch_size}")
     if chief:
         artifacts.ensure_parent(config.version_dir)   # fail on unwritable storage before spending time training
@@ -57,7 +57,7 @@ def _train(config: JobConfig) -> StageReport:
         compile_model(model, prepared.task, spec.learning_rate, jit_compile=spec.jit_compile)
     ran["devices"] = acceleration.devices_used(strategy)
 
-    steps = pipeline.steps_per_epoch(len(prepared.x_train), spec.batch_size)
+    steps = pipeline.steps_per_epoch(prepared.train_rows, spec.batch_size)
     epoch_log = EpochLog(spec.epochs, steps * spec.batch_size, label)
     with tempfile.TemporaryDirectory(prefix="modelops-scratch-") as scratch:
         # The multi-worker pattern: every worker logs, only the chief's logs land in the version.
@@ -66,13 +66,16 @@ def _train(config: JobConfig) -> StageReport:
         callbacks = [backup.PeriodicBackup(str(artifacts.backup_dir(config.version_dir, spec.attempt)), every),
                      epoch_log,
                      keras.callbacks.TensorBoard(str(log_dir), histogram_freq=0, profile_batch=0)]
-        log.info("%s: training %s on %d rows (%d features), %d epochs × %d steps, strategy %s with %d replicas, "
-                 "backup every %d epochs", label, config.model.template, len(prepared.x_train),
-                 prepared.num_features, spec.epochs, steps, spec.strategy, strategy.num_replicas_in_sync, every)
+        log.info("%s: training %s on %s, %d epochs × %d steps, strategy %s with %d replicas, "
+                 "backup every %d epochs", label, config.model.template, features.describe(prepared.x_train),
+                 spec.epochs, steps, spec.strategy, strategy.num_replicas_in_sync, every)
         try:
             history = model.fit(pipeline.training_dataset(prepared.x_train, prepared.y_train, spec.batch_size,
                                                           spec.seed),
-                                epochs=spec.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+                                epochs=spec.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0,
+                                validation_data=pipeline.validation_dataset(prepared.x_val, prepared.y_val,
+                                                                            spec.batch_size),
+                                validation_steps=pipeline.validation_steps(prepared.val_rows, spec.batch_size))
         except tf.errors.OpError as e:
             raise TrainingFailed(f"training: {type(e).__name__}: {e.message.splitlines()[0]}") from None
         if chief:
@@ -124,16 +127,16 @@ def _write_version(root: Path, config: JobConfig, prepared: data.Prepared, model
         # volume: two filesystems, where a rename fails with EXDEV. shutil.move copies across them.
         shutil.move(str(log_dir), str(root / "logs"))
     artifacts.write_json(root / "metrics.json", {"metric": config.metric, "heldOut": held_out,
-                                                 "validationRows": int(len(prepared.x_val)),
-                                                 "trainingRows": int(len(prepared.x_train)),
+                                                 "validationRows": prepared.val_rows,
+                                                 "trainingRows": prepared.train_rows,
                                                  "training": training_info})
     artifacts.write_json(root / "history.json", {"epochs": epochs, "resumedAtEpoch": training_info["resumedAtEpoch"]})
     manifest = mf.Manifest(
         namespace=config.model.namespace, name=config.model.name, version=config.model.version,
         task=prepared.task, feature_names=list(prepared.feature_names), classes=list(prepared.classes),
         servables={"savedModel": export.SAVED_MODEL_DIR, "keras": export.KERAS_FILE},
-        metrics=held_out, created_at=artifacts.now_iso(),
-        extra={"signature": export.signature(model), "template": config.model.template,
+        metrics=held_out, created_at=artifacts.now_iso(), signature=export.signature(model),
+        extra={"template": config.model.template,
                "metric": config.metric, "dataFingerprint": prepared.fingerprint,
                "parameters": int(model.count_params()), "training": training_info})
     manifest.add_files(root, artifacts.list_files(root))

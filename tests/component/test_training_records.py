@@ -1,0 +1,112 @@
+"""TFRecord files and image directories, read against a declared featureSpec: good files train, bad ones
+are refused naming the file, the record and the feature."""
+import re
+
+import numpy as np
+import pytest
+from training_fixtures import job_config
+
+from modelops_training import data, formats
+from modelops_training.errors import BadConfig, BadData
+from modelops_training.tf_runtime import tf
+from modelops_training.train import train
+
+pytestmark = pytest.mark.component
+SPEC = {"image": {"dtype": "uint8", "shape": [8, 8, 1]}, "digit": {"dtype": "int64", "shape": []}}
+
+
+def example(**features) -> bytes:
+    def feature(value):
+        value = np.asarray(value)
+        if value.dtype.kind == "f":
+            return tf.train.Feature(float_list=tf.train.FloatList(value=value.ravel()))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=value.ravel()))
+    return tf.train.Example(features=tf.train.Features(feature={k: feature(v) for k, v in features.items()})
+                            ).SerializeToString()
+
+
+def write_shards(root, shards: int = 3):
+    digits = formats.digits_images()
+    parts = np.array_split(np.arange(len(digits.target)), shards)
+    for i, part in enumerate(parts):
+        with tf.io.TFRecordWriter(str(root / f"digits.tfrecord-{i:05d}")) as writer:
+            for j in part:
+                writer.write(example(image=digits.features[j], digit=digits.target[j]))
+    return digits
+
+
+def load(tmp_path, uri, spec=SPEC, target="digit", template="cnn-classifier"):
+    return data.load(job_config(tmp_path, model={"template": template},
+                                data={"uri": uri, "target": target, "featureSpec": spec}))
+
+
+def test_sharded_tfrecords_read_back_as_the_images_they_hold_and_a_cnn_trains_on_them(tmp_path):
+    digits = write_shards(tmp_path)
+    prepared = load(tmp_path, str(tmp_path / "digits.tfrecord-*"))
+    assert prepared.train_rows + prepared.val_rows == len(digits.target)
+    assert prepared.x_train.dtype == np.uint8 and prepared.x_train.shape[1:] == (8, 8, 1)
+    config = job_config(tmp_path / "store", model={"template": "cnn-classifier"},
+                        data={"uri": str(tmp_path / "digits.tfrecord-*"), "target": "digit", "featureSpec": SPEC},
+                        training={"epochs": 4, "learningRate": 0.003})
+    result = train(config)
+    assert result.succeeded, result.message
+    assert result.metrics["accuracy"] >= 0.85
+
+
+@pytest.mark.parametrize("records, words", [
+    ([{"image": np.zeros((8, 8, 1), int), "digit": 1}, {"digit": 2}],
+     "bad.tfrecord record 1: Feature: image (data type: int64) is required but could not be found."),
+    ([{"image": np.zeros(63, int), "digit": 1}], "bad.tfrecord record 0: Key: image.  Can't parse serialized Example"),
+    ([{"image": np.zeros(64), "digit": 1}], "bad.tfrecord record 0: Key: image.  Data types don't match. "
+                                            "Data type: float but expected type: int64"),
+    ([{"image": np.full((8, 8, 1), 300), "digit": 1}], "feature 'image' in bad.tfrecord…: values outside uint8"),
+])
+def test_a_bad_record_is_named_by_file_record_and_feature(tmp_path, records, words):
+    with tf.io.TFRecordWriter(str(tmp_path / "bad.tfrecord")) as writer:
+        for r in records:
+            writer.write(example(**r))
+    with pytest.raises(BadData, match=re.escape(words)):
+        load(tmp_path, str(tmp_path / "bad.tfrecord"))
+
+
+def test_a_corrupt_file_no_match_and_a_missing_spec_are_refused(tmp_path):
+    (tmp_path / "junk.tfrecord").write_bytes(b"\x01" * 100)
+    with pytest.raises(BadData, match="junk.tfrecord record 0 onwards: not a TFRecord file or corrupt"):
+        load(tmp_path, str(tmp_path / "junk.tfrecord"))
+    with pytest.raises(BadData, match="no TFRecord file matches"):
+        load(tmp_path, str(tmp_path / "none-*.tfrecord"))
+    with pytest.raises(BadConfig, match="data.featureSpec: required"):
+        load(tmp_path, str(tmp_path / "junk.tfrecord"), spec=None)
+    with pytest.raises(BadConfig, match="data.target: 'label' must name one of the featureSpec features"):
+        load(tmp_path, str(tmp_path / "junk.tfrecord"), target="label")
+
+
+def write_images(root, per_class: int = 3):
+    for label, value in (("cat", 40), ("dog", 200)):
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.full((12, 10, 3), value + i, np.uint8)
+            (root / label / f"{i}.png").write_bytes(tf.io.encode_png(pixels).numpy())
+
+
+def test_an_image_directory_is_decoded_and_resized_to_the_declared_shape(tmp_path):
+    write_images(tmp_path / "pets")
+    prepared = load(tmp_path, str(tmp_path / "pets"), spec={"image": {"dtype": "uint8", "shape": [6, 5, 1]}},
+                    target=None)
+    images = np.concatenate([prepared.x_train, prepared.x_val])
+    assert images.shape == (6, 6, 5, 1) and images.dtype == np.uint8
+    assert prepared.classes == ["cat", "dog"]
+    labels = np.concatenate([prepared.y_train, prepared.y_val])
+    # Grey levels survive decoding and resizing: each image's class is readable from its pixels.
+    assert ((images.reshape(6, -1).mean(axis=1) > 120) == (labels == 1)).all()
+
+
+def test_a_file_that_is_not_an_image_is_named_with_its_class_folder(tmp_path):
+    write_images(tmp_path / "pets")
+    (tmp_path / "pets" / "dog" / "3.png").write_bytes(b"not a png")
+    with pytest.raises(BadData, match=r"data: dog/3.png does not decode as an image"):
+        load(tmp_path, str(tmp_path / "pets"), spec={"image": {"dtype": "uint8", "shape": [6, 5, 1]}}, target=None)
+    (tmp_path / "pets" / "dog" / "3.png").unlink()
+    (tmp_path / "pets" / "dog" / "notes.txt").write_text("x")
+    with pytest.raises(BadData, match=r"dog/notes.txt is not a .png, .jpg or .jpeg file"):
+        load(tmp_path, str(tmp_path / "pets"), spec={"image": {"dtype": "uint8", "shape": [6, 5, 1]}}, target=None)
