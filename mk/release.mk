@@ -18,6 +18,7 @@ CHECKOV_VENV := $(CACHE_DIR)/checkov-3.3.30
 
 OPERATOR_REF := $(OPERATOR_IMAGE):$(IMAGE_TAG)
 TRAINING_REF := $(TRAINING_IMAGE):$(IMAGE_TAG)
+TRAINING_GPU_REF := $(TRAINING_GPU_IMAGE):$(IMAGE_TAG)
 SERVING_REF := $(SERVING_IMAGE):$(IMAGE_TAG)
 
 .PHONY: manifests images kind-up kind-load deploy kind-demo scan
@@ -26,9 +27,10 @@ SERVING_REF := $(SERVING_IMAGE):$(IMAGE_TAG)
 manifests: controlplane ## regenerate manifests/install.yaml from the chart (after any chart or CRD change)
 	manifests/render-install.sh $(PINNED_HELM) > manifests/install.yaml
 
-images: ## build the operator, training and serving images (needs Docker; context is the repository root)
+images: ## build the operator, training (CPU and GPU) and serving images (needs Docker; context is the repository root)
 	$(DOCKER) build -f operator/Dockerfile -t $(OPERATOR_REF) .
 	$(DOCKER) build -f training-job/Dockerfile -t $(TRAINING_REF) .
+	$(DOCKER) build -f training-job/Dockerfile.gpu -t $(TRAINING_GPU_REF) .
 	$(DOCKER) build -f serving-image/Dockerfile -t $(SERVING_REF) .
 
 kind-up: ## create the kind cluster "modelops" (KIND_CLUSTER; kept if it exists)
@@ -44,6 +46,7 @@ deploy: ## install or upgrade the chart in the current kubectl context with the 
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(RELEASE_NAMESPACE) --create-namespace --skip-crds \
 	  --set image.repository=$(OPERATOR_IMAGE) --set image.tag=$(IMAGE_TAG) \
 	  --set defaults.trainingImage=$(TRAINING_REF) --set defaults.servingImage=$(SERVING_REF) \
+	  --set defaults.trainingGpuImage=$(TRAINING_GPU_REF) \
 	  --wait --timeout 5m
 
 kind-demo: ## apply an example (KIND_DEMO_EXAMPLE) in namespace modelops-demo and wait until it is Ready

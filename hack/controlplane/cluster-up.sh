@@ -122,6 +122,8 @@ etcd_healthy() { curl -sf "http://127.0.0.1:$ETCD_PORT/health"; }
 wait_until "etcd healthy" etcd_healthy etcd
 
 # Default admission plugins stay on (NamespaceLifecycle, ServiceAccount, PodSecurity, ResourceQuota, ...).
+# OwnerReferencesPermissionEnforcement is on as in OpenShift and many hardened clusters: setting
+# blockOwnerDeletion on a child needs `update` on the owner's finalizers subresource.
 # Privileged containers are allowed cluster-wide, as in kubeadm clusters, so Pod Security decides.
 start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
@@ -129,6 +131,7 @@ start kube-apiserver "$BIN_DIR/kube-apiserver" \
   --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
   --client-ca-file="$PKI/ca.crt" \
   --authorization-mode=Node,RBAC \
+  --enable-admission-plugins=OwnerReferencesPermissionEnforcement \
   --allow-privileged=true \
   --token-auth-file="$PKI/tokens.csv" \
   --service-cluster-ip-range=10.96.0.0/16 \

@@ -114,6 +114,21 @@ INVALID = [
     ("no storage", set_path("storage", DELETE), "spec.storage"),
     ("cpu as nonsense", set_path("training.resources", {"requests": {"cpu": "lots"}}),
      "spec.training.resources.requests"),
+    # A name is never empty (an empty target column was accepted once).
+    ("empty target", set_path("data.target", ""), "spec.data.target"),
+    ("empty feature name", set_path("data.features", ["a", ""]), "spec.data.features[1]"),
+    ("empty training image", set_path("training.image", ""), "spec.training.image"),
+    ("empty serving image", set_path("serving.image", ""), "spec.serving.image"),
+    ("empty priority class", set_path("training.priorityClassName", ""), "spec.training.priorityClassName"),
+    ("empty node label name", set_path("training.nodeSelector", {"": "gpu"}), "spec.training.nodeSelector"),
+    ("empty annotation name", set_path("training.podAnnotations", {"": "x"}), "spec.training.podAnnotations"),
+    ("empty service account", set_path("serving.serviceAccountName", ""), "spec.serving.serviceAccountName"),
+    ("empty env name", set_path("training.env", [{"name": "", "value": "x"}]), "spec.training.env[0].name"),
+    ("empty secret name", set_path("training.envFrom", [{"secretRef": {"name": ""}}]),
+     "spec.training.envFrom[0].secretRef.name"),
+    ("empty pull secret", set_path("imagePullSecrets", [{"name": ""}]), "spec.imagePullSecrets[0].name"),
+    ("env shadowing the operator's", set_path("serving.env", [{"name": "MODELOPS_MODEL_DIR", "value": "/x"}]),
+     "spec.serving.env"),
 ]
 
 
@@ -132,6 +147,7 @@ def test_the_operators_own_reader_refuses_the_same_corpus():
                    "workers without multi-worker", "several GPUs on one device", "regression metric on a classifier",
                    "both threshold bounds", "no threshold bound", "max bound for accuracy",
                    "pruning without conversion", "min above max replicas", "autoscaling without max", "no storage",
+                   "empty node label name", "empty annotation name", "env shadowing the operator's",
                    "autoscaling without a cpu request"}
     for what, change, field in INVALID:
         if what in cross_field:

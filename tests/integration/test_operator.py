@@ -40,7 +40,7 @@ def test_happy_path_from_apply_to_ready(operator, namespace):
     assert status["readyReplicas"] == 2 and status["ready"] == "2/2"
     assert status["metrics"]["compressionRatio"] == 3.9
     assert {c["type"]: c["status"] for c in status["conditions"]} == dict.fromkeys(
-        ["Trained", "Evaluated", "Compressed", "Deployed", "Ready"], "True")
+        ["Trained", "Evaluated", "Compressed", "Deployed", "Ready", "StorageShared"], "True")
     assert status["observedGeneration"] == 1
     # No finalizer unless artifacts are to be deleted: deletion never waits for the operator.
     assert kubectl_json("get", "md/digits", "-n", namespace)["metadata"].get("finalizers") in (None, [])

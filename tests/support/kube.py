@@ -219,17 +219,17 @@ def job_pod_names(namespace: str, job_name: str) -> list[str]:
     return out.split()
 
 
-def create_bound_claim(namespace: str, claim: str, volume: str) -> None:
-    """A ReadWriteMany PersistentVolumeClaim bound to a hostPath PersistentVolume made for it, as a real
-    cluster's storage would provide; returns once the claim is Bound."""
+def create_bound_claim(namespace: str, claim: str, volume: str, access_mode: str = "ReadWriteMany") -> None:
+    """A PersistentVolumeClaim (ReadWriteMany unless told) bound to a hostPath PersistentVolume made for it,
+    as a real cluster's storage would provide; returns once the claim is Bound."""
     kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": volume},
-        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "",
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": [access_mode], "storageClassName": "",
                  "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/tmp/{volume}"},
                  "claimRef": {"namespace": namespace, "name": claim}}}))
     kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
         "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim},
-        "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": volume,
+        "spec": {"accessModes": [access_mode], "storageClassName": "", "volumeName": volume,
                  "resources": {"requests": {"storage": "1Gi"}}}}))
     wait_for(lambda: kubectl_json("get", f"pvc/{claim}", "-n", namespace)["status"].get("phase") == "Bound",
              timeout=30, describe=f"claim {claim} to bind")

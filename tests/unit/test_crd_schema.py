@@ -6,7 +6,7 @@ from operator_samples import ROOT
 CRD = yaml.safe_load((ROOT / "crds" / "modeldeployments.modelops.io.yaml").read_text())
 ROOT_SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 KEYWORDS = {"type", "description", "properties", "required", "items", "enum", "default", "minimum", "maximum",
-            "maxLength", "maxItems", "pattern", "format", "additionalProperties", "anyOf",
+            "minLength", "maxLength", "maxItems", "pattern", "format", "additionalProperties", "anyOf",
             "x-kubernetes-validations", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string",
             "x-kubernetes-list-type", "x-kubernetes-list-map-keys"}
 

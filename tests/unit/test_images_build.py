@@ -11,7 +11,7 @@ import pytest
 from hack.images import image_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILES = sorted(REPO_ROOT.glob("*/Dockerfile"))
+DOCKERFILES = sorted(p for p in REPO_ROOT.glob("*/Dockerfile*") if not p.name.endswith(".dockerignore"))
 PUBLIC_BASE = "python:3.11.14-slim-bookworm"
 
 
@@ -32,7 +32,7 @@ def test_the_base_is_a_build_argument_defaulting_to_the_public_image(dockerfile)
 def test_dependencies_install_with_the_lock_as_constraints(dockerfile):
     package = dockerfile.parent.name
     runs = [args for name, args in instructions(dockerfile) if name == "RUN"]
-    assert any(re.search(rf"pip install -c requirements\.lock -r {package}/requirements\.txt$", r) for r in runs)
+    assert any(re.search(rf"pip install -c requirements\.lock -r {package}/requirements(-gpu)?\.txt$", r) for r in runs)
     assert "requirements.lock" in image_key.copy_sources(dockerfile.read_text())
     rules = image_key.ignore_patterns(image_key.ignore_file(dockerfile, REPO_ROOT).read_text())
     assert not image_key.is_ignored("requirements.lock", rules), "the ignore file keeps the lock out of the build"

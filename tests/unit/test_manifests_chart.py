@@ -304,6 +304,8 @@ def test_operator_command_line_parses_the_chart_settings(monkeypatch, values, pe
     assert args.log_level == ("debug" if peering else expected["logLevel"])
     assert (args.training_image, args.serving_image) == (expected["defaults"]["trainingImage"],
                                                          expected["defaults"]["servingImage"])
+    assert (args.training_gpu_image, args.cluster_domain) == (expected["defaults"]["trainingGpuImage"],
+                                                              expected["defaults"]["clusterDomain"])
     assert args.pod_security_context == expected["defaults"]["podSecurityContext"]
 
 

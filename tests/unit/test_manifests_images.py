@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "manifests" / "helm" / "modelops"
 RELEASE_MK = REPO_ROOT / "mk" / "release.mk"
 VENV_BIN = Path(sys.executable).parent
-DOCKERFILES = sorted(REPO_ROOT.glob("*/Dockerfile"))
+DOCKERFILES = sorted(p for p in REPO_ROOT.glob("*/Dockerfile*") if not p.name.endswith(".dockerignore"))
 
 
 def images_env() -> dict[str, str]:
@@ -34,7 +34,9 @@ def test_chart_defaults_are_the_images_env_images():
     assert values["image"] == {"repository": env["OPERATOR_IMAGE"], "tag": "", "pullPolicy": "IfNotPresent"}
     images = {k: v for k, v in values["defaults"].items() if k.endswith("Image")}
     assert images == {"trainingImage": f"{env['TRAINING_IMAGE']}:{env['IMAGE_TAG']}",
-                      "servingImage": f"{env['SERVING_IMAGE']}:{env['IMAGE_TAG']}"}
+                      "servingImage": f"{env['SERVING_IMAGE']}:{env['IMAGE_TAG']}",
+                      "trainingGpuImage": f"{env['TRAINING_GPU_IMAGE']}:{env['IMAGE_TAG']}"}
+    assert values["defaults"]["clusterDomain"] == "cluster.local"
 
 
 def test_the_pods_the_operator_creates_run_as_the_images_user():
@@ -62,16 +64,19 @@ def make_dry_run(*targets: str) -> list[str]:
 
 def test_images_kind_load_and_deploy_use_the_images_env_references():
     env = images_env()
-    refs = {name: f"{env[f'{name}_IMAGE']}:{env['IMAGE_TAG']}" for name in ("OPERATOR", "TRAINING", "SERVING")}
+    refs = {name: f"{env[f'{name}_IMAGE']}:{env['IMAGE_TAG']}"
+            for name in ("OPERATOR", "TRAINING", "TRAINING_GPU", "SERVING")}
     builds = [line for line in make_dry_run("images") if line.startswith("docker build")]
     assert {re.search(r"-f (\S+)", b)[1]: re.search(r"-t (\S+)", b)[1] for b in builds} == {
         "operator/Dockerfile": refs["OPERATOR"], "training-job/Dockerfile": refs["TRAINING"],
-        "serving-image/Dockerfile": refs["SERVING"]}
+        "training-job/Dockerfile.gpu": refs["TRAINING_GPU"], "serving-image/Dockerfile": refs["SERVING"]}
     (load,) = [line for line in make_dry_run("kind-load") if "load docker-image" in line]
-    assert set(load.split()[-3:]) == set(refs.values())
+    # Not the multi-GB GPU image: kind has no GPUs.
+    assert set(load.split()[-3:]) == set(refs.values()) - {refs["TRAINING_GPU"]}
     deploy = " ".join(make_dry_run("deploy"))
     for expected in (f"image.repository={env['OPERATOR_IMAGE']}", f"image.tag={env['IMAGE_TAG']}",
-                     f"defaults.trainingImage={refs['TRAINING']}", f"defaults.servingImage={refs['SERVING']}"):
+                     f"defaults.trainingImage={refs['TRAINING']}", f"defaults.servingImage={refs['SERVING']}",
+                     f"defaults.trainingGpuImage={refs['TRAINING_GPU']}"):
         assert expected in deploy
 
 

@@ -7,7 +7,7 @@ Both directions go through this module, so a field cannot exist on one side only
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,6 +20,7 @@ DEFAULT_REPORT_PATH = "/dev/termination-log"
 STAGES = ("train", "compress")
 TEMPLATES = ("linear-regression", "mlp-regressor", "mlp-classifier", "cnn-classifier", "custom")
 STRATEGIES = ("OneDevice", "Mirrored", "MultiWorkerMirrored")
+PRECISIONS = ("float32", "mixed_float16")
 METRICS = ("mse", "mae", "r2", "accuracy", "auc", "logloss")
 # Metrics where a larger value is better; the others are errors to minimise.
 HIGHER_IS_BETTER = frozenset({"r2", "accuracy", "auc"})
@@ -39,6 +40,12 @@ def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
 def _one_of(value: Any, allowed: tuple[str, ...], where: str) -> str:
     if value not in allowed:
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
     return value
 
 
@@ -146,6 +153,8 @@ class TrainingSpec:
     learning_rate: float = 0.001
     seed: int = 0
     attempt: int = 1
+    precision: str = "float32"
+    jit_compile: bool = False
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainingSpec":
@@ -159,7 +168,9 @@ class TrainingSpec:
                    batch_size=_number(d.get("batchSize", 32), "training.batchSize", low=1, high=1 << 20, integer=True),
                    learning_rate=_number(d.get("learningRate", 0.001), "training.learningRate", low=1e-9, high=10),
                    seed=_number(d.get("seed", 0), "training.seed", low=0, integer=True),
-                   attempt=_number(d.get("attempt", 1), "training.attempt", low=1, integer=True))
+                   attempt=_number(d.get("attempt", 1), "training.attempt", low=1, integer=True),
+                   precision=_one_of(d.get("precision", "float32"), PRECISIONS, "training.precision"),
+                   jit_compile=_boolean(d.get("jitCompile", False), "training.jitCompile"))
 
 
 @dataclass(frozen=True)
@@ -219,7 +230,7 @@ class JobConfig:
                      "s3Endpoint": dt.s3_endpoint, "featureSpec": dt.feature_spec},
             "training": {"strategy": t.strategy, "workers": t.workers, "gpusPerWorker": t.gpus_per_worker,
                          "epochs": t.epochs, "batchSize": t.batch_size, "learningRate": t.learning_rate,
-                         "seed": t.seed, "attempt": t.attempt},
+                         "seed": t.seed, "attempt": t.attempt, "precision": t.precision, "jitCompile": t.jit_compile},
             "compression": {"method": c.method, "pruningSparsity": c.pruning_sparsity},
             "storageRoot": self.storage_root, "reportPath": self.report_path,
         }

@@ -25,6 +25,8 @@ EXIT_BAD_DATA = 3
 EXIT_TRAINING_FAILED = 4
 EXIT_STORAGE_ERROR = 5
 EXIT_COMPRESSION_FAILED = 6
+EXIT_WORKERS_NOT_STARTED = 7
+EXIT_GPU_UNAVAILABLE = 8
 # 128 + SIGTERM, what a shell reports for a process the signal ended: the pod was deleted or evicted.
 EXIT_TERMINATED = 143
 REASON_BY_EXIT_CODE = {
@@ -34,6 +36,8 @@ REASON_BY_EXIT_CODE = {
     EXIT_STORAGE_ERROR: "StorageError",
     EXIT_COMPRESSION_FAILED: "CompressionFailed",
     EXIT_TERMINATED: "Terminated",
+    EXIT_WORKERS_NOT_STARTED: "WorkersNotStarted",
+    EXIT_GPU_UNAVAILABLE: "GPUUnavailable",
 }
 EXIT_CODE_BY_REASON = {reason: code for code, reason in REASON_BY_EXIT_CODE.items()}
 # Failures that another attempt cannot fix: the same config, data and storage fail the same way. The operator
@@ -57,6 +61,8 @@ class StageReport:
     artifact_path: str | None = None
     # Compression: original/compressed size in bytes, ratio, metric before/after, degradation.
     compression: dict[str, Any] = field(default_factory=dict)
+    # Training: what really ran (devices, precision, XLA, threads), as opposed to what was asked for.
+    training: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None       # CamelCase, one of REASON_BY_EXIT_CODE's values on failure
     message: str | None = None      # one line for people
     duration_seconds: float | None = None
@@ -73,7 +79,7 @@ class StageReport:
         d = {"apiVersion": API_VERSION, "kind": KIND, "stage": self.stage,
              "status": "Succeeded" if self.succeeded else "Failed", "version": self.version,
              "attempt": self.attempt, "metric": self.metric, "metrics": self.metrics,
-             "artifactPath": self.artifact_path, "compression": self.compression,
+             "artifactPath": self.artifact_path, "compression": self.compression, "training": self.training,
              "reason": self.reason, "message": self.message, "durationSeconds": self.duration_seconds}
         return {k: v for k, v in d.items() if v not in (None, {}, "")}
 
@@ -90,6 +96,7 @@ class StageReport:
         return cls(stage=str(d.get("stage")), succeeded=status == "Succeeded", version=str(d.get("version")),
                    attempt=int(d.get("attempt", 1)), metric=d.get("metric"), metrics=metrics,
                    artifact_path=d.get("artifactPath"), compression=compression,
+                   training=dict(d.get("training") or {}),
                    reason=d.get("reason"), message=d.get("message"), duration_seconds=d.get("durationSeconds"))
 
 

@@ -34,10 +34,16 @@ class Owner:
 
 @dataclass(frozen=True)
 class Images:
-    """The operator's defaults for what the children run: images, and the identity pods run as."""
+    """The operator's defaults for what the children run: images, the identity pods run as, the DNS domain."""
     training: str = c.DEFAULT_TRAINING_IMAGE
     serving: str = c.DEFAULT_SERVING_IMAGE
     pod_security: Mapping[str, Any] = field(default_factory=lambda: dict(podsecurity.DEFAULTS))
+    training_gpu: str = c.DEFAULT_TRAINING_GPU_IMAGE
+    cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
+
+    def for_training(self, spec: Spec) -> str:
+        """The spec's image, else the CUDA variant when the pods get GPUs (without CUDA they train on the CPU)."""
+        return spec.training_image or (self.training_gpu if spec.gpus_per_worker else self.training)
 
 
 # --- names -------------------------------------------------------------------------------
@@ -68,8 +74,8 @@ def attempt_seed(owner: Owner, version: str, attempt: int) -> int:
     return int(digest[:8], 16) % (2 ** 31)
 
 
-def endpoint(owner: Owner) -> str:
-    return f"http://{serving_name(owner)}.{owner.namespace}.svc.cluster.local/v1/models/{owner.name}:predict"
+def endpoint(owner: Owner, cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN) -> str:
+    return f"http://{serving_name(owner)}.{owner.namespace}.svc.{cluster_domain}/v1/models/{owner.name}:predict"
 
 
 # --- shared pieces -----------------------------------------------------------------------
@@ -161,7 +167,8 @@ def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt
         training=jobconfig.TrainingSpec(strategy=spec.strategy, workers=spec.workers,
                                         gpus_per_worker=spec.gpus_per_worker, epochs=spec.epochs,
                                         batch_size=spec.batch_size, learning_rate=spec.learning_rate,
-                                        seed=attempt_seed(owner, version, attempt), attempt=attempt),
+                                        seed=attempt_seed(owner, version, attempt), attempt=attempt,
+                                        precision=spec.precision, jit_compile=spec.jit_compile),
         metric=spec.metric,
         compression=jobconfig.CompressionSpec(method=spec.compression_method,
                                               pruning_sparsity=spec.pruning_sparsity if spec.pruning_enabled else 0.0),
@@ -177,12 +184,28 @@ def build_config_map(owner: Owner, job_name: str, config: jobconfig.JobConfig, c
             "data": {"job.json": config.to_json()}}
 
 
+def with_identity(pod_spec: dict[str, Any], spec: Spec, *, service_account: str | None, env: list | None,
+                  env_from: list | None) -> dict[str, Any]:
+    """Who a pod is (its ServiceAccount, for cloud identities such as IRSA or Workload Identity), the
+    user's extra environment (after ours: the CRD refuses names that would shadow it) and pull secrets."""
+    container = pod_spec["containers"][0]
+    if env:
+        container["env"] = list(container.get("env") or []) + json.loads(json.dumps(env))
+    if env_from:
+        container["envFrom"] = json.loads(json.dumps(env_from))
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    if spec.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s["name"]} for s in spec.image_pull_secrets]
+    return pod_spec
+
+
 def _gpu_toleration() -> dict[str, str]:
     return {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
 def _job(spec: Spec, owner: Owner, images: Images, *, name: str, component: str, version: str, attempt: int,
-         command: list[str], workers: int, gpus: int, env: list[dict], deadline_s: int) -> dict[str, Any]:
+         image: str, command: list[str], workers: int, gpus: int, env: list[dict], deadline_s: int) -> dict[str, Any]:
     pod_labels = labels(owner, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt)})
     volumes, mounts = _claim_volumes(spec, read_only_storage=False)
     volumes += [{"name": "config", "configMap": {"name": config_map_name(name)}},
@@ -204,7 +227,7 @@ def _job(spec: Spec, owner: Owner, images: Images, *, name: str, component: str,
         "securityContext": pod_security(spec, images),
         "containers": [{
             "name": container,
-            "image": spec.training_image or images.training,
+            "image": image,
             "command": command,
             "args": ["--config", f"{c.CONFIG_MOUNT}/job.json"],
             "env": [{"name": "MODELOPS_PVC_ROOT", "value": c.PVC_ROOT}, {"name": "HOME", "value": "/tmp"}] + env,
@@ -223,6 +246,8 @@ def _job(spec: Spec, owner: Owner, images: Images, *, name: str, component: str,
             pod_spec[key] = value
     if tolerations:
         pod_spec["tolerations"] = tolerations
+    with_identity(pod_spec, spec, service_account=spec.training_service_account, env=spec.training_env,
+                  env_from=spec.training_env_from)
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
         "completions": workers,
@@ -235,11 +260,17 @@ def _job(spec: Spec, owner: Owner, images: Images, *, name: str, component: str,
     if workers > 1:
         job_spec["completionMode"] = "Indexed"
         pod_spec["subdomain"] = workers_service_name(name)
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": metadata(owner, name, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt),
-                                                            c.LABEL_SPEC_HASH: spec.version_hash,
-                                                            c.LABEL_PLACEMENT_HASH: spec.placement_hash}),
-            "spec": job_spec}
+    return queued(spec, {"apiVersion": "batch/v1", "kind": "Job", "spec": job_spec, "metadata": metadata(
+        owner, name, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt),
+                                   c.LABEL_SPEC_HASH: spec.version_hash, c.LABEL_PLACEMENT_HASH: spec.placement_hash})})
+
+
+def queued(spec: Spec, job: dict[str, Any]) -> dict[str, Any]:
+    """A Job for Kueue: created suspended; Kueue admits it by unsuspending it once all its pods fit (a gang)."""
+    if spec.queue_name:
+        job["spec"]["suspend"] = True
+        job["metadata"]["labels"][c.LABEL_KUEUE_QUEUE] = spec.queue_name
+    return job
 
 
 def pod_failure_policy(container: str) -> dict[str, Any]:
@@ -266,8 +297,10 @@ def build_training_job(spec: Spec, owner: Owner, images: Images, version: str, a
     if spec.workers > 1:
         # The trainer builds TF_CONFIG from these and JOB_COMPLETION_INDEX, which Kubernetes sets.
         env.append({"name": "MODELOPS_WORKER_HOSTS", "value": worker_hosts(name, owner.namespace, spec.workers)})
+        env.append({"name": "MODELOPS_STARTUP_TIMEOUT_S",
+                    "value": str(spec.startup_timeout_seconds or c.DEFAULT_STARTUP_TIMEOUT_S)})
     return _job(spec, owner, images, name=name, component="training", version=version, attempt=attempt,
-                command=["modelops-train"], workers=spec.workers, gpus=spec.gpus_per_worker, env=env,
+                image=images.for_training(spec), command=["modelops-train"], workers=spec.workers, gpus=spec.gpus_per_worker, env=env,
                 deadline_s=spec.active_deadline_seconds or DEFAULT_TRAINING_DEADLINE_S)
 
 
@@ -282,7 +315,8 @@ def build_workers_service(owner: Owner, job_name: str, version: str) -> dict[str
 
 def build_compression_job(spec: Spec, owner: Owner, images: Images, version: str) -> dict[str, Any]:
     return _job(spec, owner, images, name=compression_job_name(owner, version), component="compression",
-                version=version, attempt=1, command=["modelops-compress"], workers=1, gpus=0, env=[],
+                version=version, attempt=1, image=spec.training_image or images.training,
+                command=["modelops-compress"], workers=1, gpus=0, env=[],
                 deadline_s=DEFAULT_COMPRESSION_DEADLINE_S)
 
 
@@ -364,6 +398,8 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
             },
         },
     }
+    with_identity(deployment_spec["template"]["spec"], spec, service_account=spec.serving_service_account,
+                  env=spec.serving_env, env_from=spec.serving_env_from)
     if not spec.autoscaling:
         deployment_spec["replicas"] = spec.replicas
     return {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -445,7 +481,7 @@ def build_cleanup_job(spec: Spec, owner: Owner, images: Images, legacy_versions:
     storage = [m for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
     meta = metadata(owner, cleanup_job_name(owner), "cleanup")
     del meta["ownerReferences"]
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": {
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": {
         "backoffLimit": 2, "ttlSecondsAfterFinished": 600, "activeDeadlineSeconds": 600,
         "template": {"metadata": {"labels": labels(owner, "cleanup"),
                                   "annotations": dict(spec.pod_annotations or {})},
@@ -459,3 +495,6 @@ def build_cleanup_job(spec: Spec, owner: Owner, images: Images, legacy_versions:
                                   "securityContext": RESTRICTED_CONTAINER_SECURITY}],
                               "volumes": [v for v in volumes
                                           if v["persistentVolumeClaim"]["claimName"] == spec.storage_claim]}}}}
+    # Only the pull secrets: deleting files on the claim needs no cloud identity.
+    with_identity(job["spec"]["template"]["spec"], spec, service_account=None, env=None, env_from=None)
+    return job

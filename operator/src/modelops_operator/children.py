@@ -36,7 +36,8 @@ class Children:
         if job is None or verdict(job, self.owner.uid, self.owner.name, spec_hash) != OURS:
             return None
         state = pipeline.job_state(job, [])
-        if state.active and not stuck.starting(job):   # running: its pods have nothing to say yet
+        # Running, or suspended until Kueue admits it: its pods have nothing to say yet.
+        if state.active and (state.suspended or not stuck.starting(job)):
             return state
         # By the Job's uid: the pods of an earlier Job of the same name may still be there.
         pods = self.kube.list("Pod", self.owner.namespace, f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}")

@@ -21,10 +21,14 @@ LABEL_OWNER_UID = f"{GROUP}/owner-uid"
 LABEL_SPEC_HASH = f"{GROUP}/spec-hash"
 LABEL_PLACEMENT_HASH = f"{GROUP}/placement-hash"   # on stage Jobs: see spec.PLACEMENT_FIELDS
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 MANAGED_BY = "modelops"
 
 DEFAULT_TRAINING_IMAGE = "ghcr.io/modelops/modelops-training:0.1.0"
 DEFAULT_SERVING_IMAGE = "ghcr.io/modelops/modelops-serving:0.1.0"
+# The training image with CUDA libraries, for pods that request GPUs (the default one trains on the CPU only).
+DEFAULT_TRAINING_GPU_IMAGE = "ghcr.io/modelops/modelops-training-gpu:0.1.0"
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 
 # Where pods see storage: pvc://<claim>/<path> is mounted at PVC_ROOT/<claim>.
 PVC_ROOT = "/mnt/pvc"
@@ -34,3 +38,5 @@ WORKER_PORT = 2222
 SERVING_PORT = 8080
 SERVING_GRPC_PORT = 9000   # the Open Inference Protocol over gRPC, on the pod and the Service
 HISTORY_LIMIT = 20
+# How long a multi-worker training pod waits for the others to start (training.startupTimeoutSeconds).
+DEFAULT_STARTUP_TIMEOUT_S = 600

@@ -30,6 +30,7 @@ from modelops_contracts.report import StageReport
 
 from . import builders as b
 from . import policy
+from .names import check_name
 from .spec import Spec, SpecError, parse
 
 READY_TIMEOUT_S = 60
@@ -61,6 +62,10 @@ def load_resource(path: Path) -> tuple[str, str, Spec]:
     except SpecError as e:
         raise RunError(f"{path}: {e}") from None
     meta = doc.get("metadata") or {}
+    try:
+        check_name(str(meta.get("name") or ""))
+    except SpecError as e:
+        raise RunError(f"{path}: {e}") from None
     return meta.get("namespace") or "default", meta["name"], spec
 
 

@@ -41,6 +41,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "of one Deployment never tie (on a tie kopf lets both run)")
     p.add_argument("--training-image", default=env("MODELOPS_TRAINING_IMAGE", c.DEFAULT_TRAINING_IMAGE))
     p.add_argument("--serving-image", default=env("MODELOPS_SERVING_IMAGE", c.DEFAULT_SERVING_IMAGE))
+    p.add_argument("--training-gpu-image", default=env("MODELOPS_TRAINING_GPU_IMAGE", c.DEFAULT_TRAINING_GPU_IMAGE),
+                   help="training image with CUDA, for ModelDeployments that request GPUs and set no image")
+    p.add_argument("--cluster-domain", default=env("MODELOPS_CLUSTER_DOMAIN", c.DEFAULT_CLUSTER_DOMAIN),
+                   help="the cluster's DNS domain, in status.endpoint")
     p.add_argument("--pod-security-context", default=env("MODELOPS_POD_SECURITY_CONTEXT", ""),
                    help="JSON: runAsUser, runAsGroup, fsGroup, fsGroupChangePolicy of the pods the operator creates, "
                         "unless a ModelDeployment sets spec.podSecurityContext. Default: 65532 for all three "
@@ -85,7 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = Metrics()
     if args.metrics_port:
         metrics.serve(args.metrics_port, args.host)
-    defaults = b.Images(args.training_image, args.serving_image, args.pod_security_context)
+    defaults = b.Images(training=args.training_image, serving=args.serving_image,
+                        pod_security=args.pod_security_context, training_gpu=args.training_gpu_image,
+                        cluster_domain=args.cluster_domain)
     memo = kopf.Memo(reconciler=Reconciler(Kube.connect(), defaults, metrics, cleanup_timeout_s=args.cleanup_timeout))
     priority = args.priority if args.priority is not None else random.randint(1, 2 ** 31 - 1)
     kopf.run(settings=operator_settings(args), memo=memo, standalone=not args.peering,

@@ -38,6 +38,12 @@ class JobState:
     starting: bool = False           # active, but not every pod it runs is ready yet
     stuck: Stuck | None = None       # why its pods do not start, when Kubernetes says
     placement: str | None = None     # the placement hash it was made with (None: made before the label)
+    suspended: bool = False          # waiting for admission (Kueue unsuspends it), so not running yet
+
+    def waiting_note(self, queue: str | None) -> str:
+        if not (self.active and self.suspended):
+            return ""
+        return f"; suspended until admitted{f' by queue {queue}' if queue else ''}"
 
 
 @dataclass(frozen=True)
@@ -110,13 +116,19 @@ def job_state(job: Mapping[str, Any] | None, pods: list[Mapping[str, Any]]) -> J
     if succeeded and report is None and reason is None:
         # No pod left to read (deleted, garbage-collected): waiting would never end; another attempt can.
         reason, message = "ReportMissing", "the Job succeeded but none of its pods is left with a stage report"
-    if failed and reason is None:
+    if failed and conditions["Failed"].get("reason") == "DeadlineExceeded":
+        # The Job controller killed the pods: what they said while dying (Terminated) is not the cause.
+        report, reason = None, "DeadlineExceeded"
+        message = (f"{conditions['Failed'].get('message') or 'the Job ran past its deadline'} "
+                   f"(activeDeadlineSeconds {(job.get('spec') or {}).get('activeDeadlineSeconds')})")
+    elif failed and reason is None:
         job_condition = conditions["Failed"]
         reason = job_condition.get("reason") or "JobFailed"
         message = job_condition.get("message") or "the Job failed"
     return JobState(active=not (succeeded or failed), succeeded=succeeded, failed=failed, report=report,
                     failure_reason=reason, failure_message=message,
-                    placement=((job.get("metadata") or {}).get("labels") or {}).get(c.LABEL_PLACEMENT_HASH))
+                    placement=((job.get("metadata") or {}).get("labels") or {}).get(c.LABEL_PLACEMENT_HASH),
+                    suspended=bool((job.get("spec") or {}).get("suspend")))
 
 
 def _chief_first(pods: list[Mapping[str, Any]], succeeded: bool) -> list[Mapping[str, Any]]:
@@ -262,7 +274,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             job = training_job
             if job is None or job.active:
                 phase = "Training" if attempt == 1 else "Retraining"
-                message = f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})"
+                message = (f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})"
+                           + (job.waiting_note(spec.queue_name) if job else ""))
                 if job is not None:
                     message = _watch_start(out, job, message, "Trained", phase, condition, event, status)
                     message = _restart_for_placement(out, job, job_name, spec, message)
@@ -300,7 +313,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             out.create_only.append(b.build_compression_job(spec, owner, images, version))
             job = compression_job
             if job is None or job.active:
-                phase, message = "Compressing", f"{version}: {spec.compression_method} compression ({job_name})"
+                phase, message = "Compressing", (f"{version}: {spec.compression_method} compression ({job_name})"
+                                                 + (job.waiting_note(spec.queue_name) if job else ""))
                 if job is not None:
                     message = _watch_start(out, job, message, "Compressed", phase, condition, event, status)
                     message = _restart_for_placement(out, job, job_name, spec, message)
@@ -416,7 +430,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
         status["metrics"] = dict(entry.get("metrics") or {})
         value = status["metrics"].get(spec.metric)
         status["metricSummary"] = f"{spec.metric}={value:.4g}" if value is not None else ""
-        status["endpoint"] = b.endpoint(owner)
+        status["endpoint"] = b.endpoint(owner, images.cluster_domain)
     if status.get("phase") != (body.get("status") or {}).get("phase"):
         event("Normal" if phase != "Failed" else "Warning", f"Phase{phase}", message or phase)
     out.status = status

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Mapping
 from kubernetes.client.exceptions import ApiException
 
 from . import builders as b
+from . import claims
 from . import constants as c
 from . import pipeline
 from .cleanup import finalizer_patch, plan_cleanup
@@ -142,6 +143,9 @@ class Reconciler:
         observed.in_the_way = children.in_the_way(plan.apply + plan.create_only)
         if observed.in_the_way:   # plan again, kept off names others hold
             plan = pipeline.plan(body, spec, observed, self.images, now)
+        found = {n: children.read("PersistentVolumeClaim", n) for n in claims.claim_names(spec)}
+        plan.events += claims.record(plan.status, claims.judge(spec, namespace, found),
+                                     body["metadata"].get("generation", 1), now)
         # Status first: a pass that loses the race to a newer spec (409) creates nothing, so no Job is
         # made for a version status does not record, and the next pass never adopts one for another spec.
         if plan.status != (body.get("status") or {}):

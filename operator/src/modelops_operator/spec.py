@@ -44,6 +44,13 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "pod_annotations": ("training.podAnnotations", None),
     "backoff_limit": ("training.backoffLimit", 2),
     "active_deadline_seconds": ("training.activeDeadlineSeconds", None),
+    "precision": ("training.precision", "float32"),
+    "jit_compile": ("training.jitCompile", False),
+    "startup_timeout_seconds": ("training.startupTimeoutSeconds", None),
+    "queue_name": ("training.queueName", None),
+    "training_service_account": ("training.serviceAccountName", None),
+    "training_env": ("training.env", None),
+    "training_env_from": ("training.envFrom", None),
     "metric": ("evaluation.metric", None),
     "threshold_min": ("evaluation.threshold.min", None),
     "threshold_max": ("evaluation.threshold.max", None),
@@ -62,10 +69,16 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "max_latency_ms": ("serving.batching.maxLatencyMs", 5),
     "serving_resources": ("serving.resources", None),
     "pinned_version": ("serving.modelVersion", None),
+    "serving_service_account": ("serving.serviceAccountName", None),
+    "serving_env": ("serving.env", None),
+    "serving_env_from": ("serving.envFrom", None),
     "storage_uri": ("storage.uri", None),
     "delete_artifacts": ("storage.deleteOnModelDeletion", False),
     "pod_security_context": ("podSecurityContext", None),
+    "image_pull_secrets": ("imagePullSecrets", None),
 }
+# Environment variables the operator sets on its pods; a user's env must not shadow them.
+RESERVED_ENV = ("HOME", "TF_CONFIG", "JOB_COMPLETION_INDEX")
 REQUIRED = ("template", "data_uri", "metric", "storage_uri")
 # What makes a new model version: what is trained on what, how, and how it is judged and
 # compressed, read with defaults applied. Placement (resources, nodeSelector, tolerations,
@@ -73,14 +86,16 @@ REQUIRED = ("template", "data_uri", "metric", "storage_uri")
 # model, and a CRD upgrade that adds a default changes no parsed value.
 VERSION_FIELDS = ("template", "custom_module", "model_params", "data_uri", "target", "features", "feature_spec",
                   "validation_split", "shuffle_seed", "s3_endpoint", "training_image", "strategy", "workers", "gpus_per_worker", "epochs",
-                  "batch_size", "learning_rate", "metric", "threshold_min", "threshold_max", "max_retrains",
+                  "batch_size", "learning_rate", "precision", "jit_compile", "metric", "threshold_min", "threshold_max", "max_retrains",
                   "compression_method", "pruning_enabled", "pruning_sparsity", "max_degradation", "on_degradation")
 FLOAT_FIELDS = ("validation_split", "learning_rate", "threshold_min", "threshold_max", "pruning_sparsity",
                 "max_degradation")
 # Where and how a stage's pods run: a change makes no new version, but restarts a stage Job still running
 # (its pod template is immutable), so a quota's refusal or an unschedulable pod can be fixed in the spec.
 PLACEMENT_FIELDS = ("training_resources", "node_selector", "tolerations", "affinity", "priority_class_name",
-                    "pod_annotations", "backoff_limit", "active_deadline_seconds", "pod_security_context")
+                    "pod_annotations", "backoff_limit", "active_deadline_seconds", "pod_security_context",
+                    "startup_timeout_seconds", "queue_name", "training_service_account", "training_env",
+                    "training_env_from", "image_pull_secrets")
 # The sections the hash covered before VERSION_FIELDS: a run recorded under it is not a new version.
 LEGACY_VERSION_SECTIONS = ("model", "data", "training", "evaluation", "compression")
 
@@ -125,6 +140,13 @@ class Spec:
     pod_annotations: dict | None
     backoff_limit: int
     active_deadline_seconds: int | None
+    precision: str
+    jit_compile: bool
+    startup_timeout_seconds: int | None
+    queue_name: str | None
+    training_service_account: str | None
+    training_env: list | None
+    training_env_from: list | None
     metric: str
     threshold_min: float | None
     threshold_max: float | None
@@ -143,9 +165,13 @@ class Spec:
     max_latency_ms: int
     serving_resources: dict | None
     pinned_version: str | None
+    serving_service_account: str | None
+    serving_env: list | None
+    serving_env_from: list | None
     storage_uri: str
     delete_artifacts: bool
     pod_security_context: dict | None
+    image_pull_secrets: list | None
     # Hash of VERSION_FIELDS: a new hash means a new model version.
     version_hash: str
     # The hash as operators before it computed it (raw sections), so an upgrade starts no version.
@@ -194,13 +220,19 @@ def _digest(value: Any) -> str:
 
 
 def version_hash(values: Mapping[str, Any]) -> str:
-    """Hash of the parsed values that define a model (numbers canonical: 1 and 1.0 are one value)."""
-    canonical = {k: values[k] for k in VERSION_FIELDS}
-    for k in FLOAT_FIELDS:
-        if canonical[k] is not None:
-            canonical[k] = float(canonical[k])
-    if not canonical["pruning_enabled"]:
-        canonical["pruning_sparsity"] = None
+    """Hash of the parsed values that define a model (numbers canonical: 1 and 1.0 are one value).
+
+    A field at its default is left out, so a field added later (with a default) changes no existing hash.
+    """
+    canonical = {}
+    for k in VERSION_FIELDS:
+        value = values[k]
+        if k in FLOAT_FIELDS and value is not None:
+            value = float(value)
+        if k == "pruning_sparsity" and not values["pruning_enabled"]:
+            value = None
+        if value != FIELDS[k][1]:
+            canonical[k] = value
     return _digest(canonical)
 
 
@@ -258,6 +290,16 @@ def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
     if s.strategy == "OneDevice" and s.gpus_per_worker > 1:
         fail("training.strategy.gpusPerWorker", "strategy.gpusPerWorker above 1 requires Mirrored or "
                                                 "MultiWorkerMirrored (OneDevice uses one device)")
+    for section, env in (("training", s.training_env), ("serving", s.serving_env)):
+        if any(str(e.get("name", "")).startswith("MODELOPS_") or e.get("name") in RESERVED_ENV for e in env or []):
+            fail(f"{section}.env", "env: MODELOPS_*, HOME, TF_CONFIG and JOB_COMPLETION_INDEX are set by the operator")
+    if "" in (s.node_selector or {}):
+        fail("training.nodeSelector", "training.nodeSelector: a node label name must not be empty")
+    if "" in (s.pod_annotations or {}):
+        fail("training.podAnnotations", "training.podAnnotations: an annotation name must not be empty")
+    if s.precision == "mixed_float16" and not s.gpus_per_worker:
+        fail("training.precision", "training.precision mixed_float16 needs GPUs (strategy.gpusPerWorker above 0): "
+                                   "on CPUs float16 math is emulated and slower than float32")
     if s.compression_method == "none" and s.pruning_enabled:
         fail("compression.pruning.enabled", "compression.pruning requires a compression.method other than none")
     if _lookup(raw, "serving.autoscaling") is not None and s.autoscaling_max is None:

@@ -9,6 +9,7 @@ from typing import Sequence
 import prometheus_client
 import uvicorn
 
+from . import listener
 from .app import ServingApp, create_app
 from .model import ServedModel
 from .settings import ServerSettings, parse_settings
@@ -40,6 +41,11 @@ class DrainingServer(uvicorn.Server):
         if self.should_exit:
             self.force_exit = True      # signalled again while shutting down: stop waiting
         self.should_exit = True
+
+    async def shutdown(self, sockets=None) -> None:
+        # uvicorn closes the listener first, resetting connections still in its accept queue: drain them.
+        await listener.quiesce(sock for server in self.servers for sock in server.sockets)
+        await super().shutdown(sockets)
 
     async def on_tick(self, counter: int) -> bool:
         if self._exit_at is not None and time.monotonic() >= self._exit_at:

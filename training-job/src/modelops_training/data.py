@@ -99,7 +99,14 @@ def import_custom_module(path: str):
     try:
         return importlib.import_module(path)
     except ImportError as e:
-        raise BadConfig(f"model.customModule: cannot import {path!r}: {e}") from None
+        missing = getattr(e, "name", None)
+        if missing and not (path == missing or path.startswith(f"{missing}.")):
+            # The module is there; something it imports is not.
+            raise BadConfig(f"model.customModule: {path!r} imports {missing!r}, which the training image lacks: "
+                            f"install it in your image (FROM the modelops training image)") from None
+        raise BadConfig(f"model.customModule: cannot import {path!r} in the training image ({e}): build an image "
+                        f"FROM the modelops training image with your package installed and set "
+                        f"spec.training.image to it (docs/training.md)") from None
 
 
 def _table_from_custom(result, module: str) -> Table:

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from modelops_contracts.jobconfig import TrainingSpec
 
+from . import barrier
 from .errors import BadConfig
 from .tf_runtime import tf
 from .worker_env import JOB_INDEX_ENV, WORKER_HOSTS_ENV, worker_count
@@ -24,6 +25,8 @@ def make_strategy(spec: TrainingSpec, tf_config: Mapping[str, Any] | None) -> "t
                             f"or TF_CONFIG)")
         if tf_config:
             os.environ["TF_CONFIG"] = json.dumps(tf_config)
+        if worker_count(tf_config) > 1:
+            barrier.wait_for_peers(tf_config, barrier.startup_timeout(os.environ))
         return tf.distribute.MultiWorkerMirroredStrategy()
     if spec.strategy == "Mirrored":
         return tf.distribute.MirroredStrategy()

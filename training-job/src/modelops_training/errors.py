@@ -34,3 +34,13 @@ class CompressionFailed(StageError):
 class Terminated(StageError):
     """SIGTERM: the pod is being deleted (a superseded version) or evicted; another pod may resume."""
     reason = "Terminated"
+
+
+class WorkersNotStarted(StageError):
+    """A multi-worker peer never came up (unschedulable, image not pulled): waiting longer would hang."""
+    reason = "WorkersNotStarted"
+
+
+class GPUUnavailable(StageError):
+    """GPUs were requested but TensorFlow sees none (no driver, no CUDA libraries in the image)."""
+    reason = "GPUUnavailable"

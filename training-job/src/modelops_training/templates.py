@@ -57,12 +57,14 @@ class ModelInputs:
 
     def output_layers(self) -> list:
         if self.task == "classification":
-            return [keras.layers.Dense(self.num_classes, activation="softmax", name="probabilities")]
+            return [keras.layers.Dense(self.num_classes, activation="softmax", name="probabilities", dtype="float32")]
         # The Dense unit predicts the target in standard units and Rescaling maps it back to raw units:
         # the loss stays in the target's units while the last layer's weights stay small, which trains
         # faster and quantizes better than a Dense layer that must reach e.g. 300 on its own.
-        return [keras.layers.Dense(1, name="standardized"),
-                keras.layers.Rescaling(scale=self.target_std, offset=self.target_mean, name="prediction")]
+        # float32 whatever the precision policy: a float16 output rounds and overflows.
+        return [keras.layers.Dense(1, name="standardized", dtype="float32"),
+                keras.layers.Rescaling(scale=self.target_std, offset=self.target_mean, name="prediction",
+                                       dtype="float32")]
 
 
 def _usable_variance(variance: np.ndarray) -> np.ndarray:
@@ -157,9 +159,11 @@ def _fits(model_shape: tuple, data_shape: tuple) -> bool:
     return len(model_shape) == len(data_shape) and all(m is None or m == d for m, d in zip(model_shape, data_shape))
 
 
-def compile_model(model: "keras.Model", task: str, learning_rate: float) -> None:
+def compile_model(model: "keras.Model", task: str, learning_rate: float, jit_compile: bool = False) -> None:
+    # Under a mixed_float16 policy tf-keras wraps the optimizer in a LossScaleOptimizer by itself.
     if task == "classification":
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+                      metrics=["accuracy"], jit_compile=jit_compile)
     else:
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse", metrics=["mae"])
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse", metrics=["mae"],
+                      jit_compile=jit_compile)

@@ -17,7 +17,7 @@ from modelops_contracts import manifest as mf
 from modelops_contracts.jobconfig import JobConfig
 from modelops_contracts.report import StageReport
 
-from . import artifacts, backup, data, distribution, export, features, metrics, pipeline, worker_env
+from . import acceleration, artifacts, backup, data, distribution, export, features, metrics, pipeline, worker_env
 from .errors import BadData, TrainingFailed
 from .progress import EpochLog
 from .stage import run_stage
@@ -29,12 +29,16 @@ PREDICT_BATCH = 1024
 
 
 def train(config: JobConfig) -> StageReport:
-    return run_stage("train", config, _train)
+    try:
+        return run_stage("train", config, _train)
+    finally:
+        acceleration.float32_policy()   # the precision policy is process-wide; leave none behind
 
 
 def _train(config: JobConfig) -> StageReport:
     tf_config = worker_env.tf_config_from_env(os.environ)
-    strategy = distribution.make_strategy(config.training, tf_config)   # first: MWMS must precede any TF op
+    ran = acceleration.configure(config.training, os.environ)           # threads and precision: before any TF op
+    strategy = distribution.make_strategy(config.training, tf_config)   # first op: MWMS must precede any other
     chief = worker_env.is_chief(tf_config)
     label = worker_env.task_label(tf_config)
     spec = config.training
@@ -49,7 +53,9 @@ def _train(config: JobConfig) -> StageReport:
     keras.utils.set_random_seed(spec.seed)
     with strategy.scope():
         model = build_model(config, inputs)
-        compile_model(model, prepared.task, spec.learning_rate)
+        acceleration.check_output(model, spec)
+        compile_model(model, prepared.task, spec.learning_rate, jit_compile=spec.jit_compile)
+    ran["devices"] = acceleration.devices_used(strategy)
 
     steps = pipeline.steps_per_epoch(prepared.train_rows, spec.batch_size)
     epoch_log = EpochLog(spec.epochs, steps * spec.batch_size, label)
@@ -81,8 +87,9 @@ def _train(config: JobConfig) -> StageReport:
             raise TrainingFailed(f"training: the loss became {losses[-1] if losses else 'undefined'} "
                                  f"(try a lower training.learningRate)")
 
-        # Evaluate and export a plain copy of the trained weights: no strategy, so no collective op
-        # can leave workers waiting on each other after fit.
+        # Evaluate and export a plain float32 copy of the trained weights: no strategy, so no collective op
+        # can leave workers waiting on each other after fit (mixed precision keeps float32 variables).
+        acceleration.float32_policy()
         trained = build_model(config, inputs)
         trained.set_weights(model.get_weights())
         held_out = metrics.reportable(metrics.evaluate(prepared.task, prepared.y_val, trained.predict(
@@ -90,17 +97,17 @@ def _train(config: JobConfig) -> StageReport:
         log.info("%s: held-out %s", label, " ".join(f"{k}={v:.4g}" for k, v in held_out.items()))
         if not chief:
             return StageReport(stage="train", succeeded=True, version=config.model.version, attempt=spec.attempt,
-                               metric=config.metric, metrics=held_out,
+                               metric=config.metric, metrics=held_out, training=ran,
                                message=f"{label}: trained; the chief writes the artifacts")
         training_info = {"epochsRun": len(epochs), "resumedAtEpoch": epoch_log.resumed_at_epoch,
                          "samplesPerEpoch": steps * spec.batch_size,
                          "samplesPerSecond": round(epoch_log.samples_per_second, 1),
                          "workers": worker_env.worker_count(tf_config),
-                         "replicas": strategy.num_replicas_in_sync, "strategy": spec.strategy}
+                         "replicas": strategy.num_replicas_in_sync, "strategy": spec.strategy, **ran}
         with artifacts.staged_version(config.version_dir) as staging:
             _write_version(staging, config, prepared, trained, held_out, epochs, training_info, log_dir)
     return StageReport(stage="train", succeeded=True, version=config.model.version, attempt=spec.attempt,
-                       metric=config.metric, metrics=held_out, artifact_path=str(config.version_dir))
+                       metric=config.metric, metrics=held_out, artifact_path=str(config.version_dir), training=ran)
 
 
 def _history(history: "keras.callbacks.History", epoch_log: EpochLog) -> list[dict]:
