@@ -7,6 +7,7 @@ parts built (`make node`). Only one real node can run per machine (fixed address
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
@@ -22,6 +23,8 @@ from tests.e2e.pipeline_fixtures import model_namespace, node_images, operator_r
 from tests.support.kube import kubeconfig_env, kubectl, wait_for
 
 E2E_DIR = Path(__file__).parent
+# Fixed addresses and links allow one real node per machine: test sessions of other checkouts queue here.
+MACHINE_LOCK = Path("/run/lock/modelops-real-node.lock")
 # Tests marked so stop the session's node: they run after every other e2e test.
 LAST_MARK = "real_node_teardown"
 
@@ -52,12 +55,19 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
     missing = subprocess.run([str(NODE_DIR / "missing.sh")], capture_output=True, text=True, check=False)
     if missing.returncode != 0:
         pytest.fail(f"the node's parts are not built: run `make node`\n{missing.stdout}{missing.stderr}")
-    node = start_real_node(tmp_path_factory.mktemp("real-node") / "cluster")
-    try:
-        with kubeconfig_env(node.kubeconfig):
-            yield node
-    finally:
-        stop_real_node(node)
+    MACHINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with MACHINE_LOCK.open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for {MACHINE_LOCK}: another test session runs the real node", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        node = start_real_node(tmp_path_factory.mktemp("real-node") / "cluster")
+        try:
+            with kubeconfig_env(node.kubeconfig):
+                yield node
+        finally:
+            stop_real_node(node)
 
 
 @pytest.fixture
