@@ -88,3 +88,35 @@ def test_v1_integer_rows_decode_fast_and_refuse_as_before():
         parse(images(11).tolist())
     with pytest.raises(HttpError, match="wrong shape"):
         parse(np.zeros((2, 3, 2, 1), int).tolist())
+
+
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
+def test_instances_text_decodes_what_json_says(separators):
+    batch = images(3)
+    body = json.dumps({"instances": batch.tolist()}, separators=separators).encode()
+    decoded = jsonnum.instances_text(body, (2, 3, 1), "uint8")
+    assert decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded, batch)
+    rows = protocol_v1.rows_from_text(body, signature=IMAGE, max_rows=10)
+    np.testing.assert_array_equal(rows[0], batch)
+    signed = np.array([[-5, 0, 12], [7, -1234567, 3]])
+    np.testing.assert_array_equal(jsonnum.instances_text(json.dumps({"instances": signed.tolist()}).encode(), (3,),
+                                                         "int64"), signed)
+
+
+@pytest.mark.parametrize("instances", [
+    b"[[1,2],[3]]", b"[[1,2],[3,4,5]]", b"[1,2,3,4]", b"[[1,2],[3,4],]", b"[[1,2],,[3,4]]", b"[[1,2][3,4]]",
+    b"[[01,2],[3,4]]", b"[[-01,2],[3,4]]", b"[[+1,2],[3,4]]", b"[[1.0,2],[3,4]]", b"[[1e2,2],[3,4]]",
+    b"[[true,2],[3,4]]", b"[[null,2],[3,4]]", b'[["1",2],[3,4]]', b"[[1 2],[3,4]]", b"[[1\n-2],[3,4]]",
+    b"[[1-2,2],[3,4]]", b"[[--1,2],[3,4]]", b"[[-,2],[3,4]]", b"[[1,2],[3,4]", b"[[1,2],[3,4]]]",
+    b"[[1,2],[3,256]]", b"[]", b"[[1,2 ],[3,4]]", b"[\n [\n  1,\n  2\n ]\n]",
+])
+def test_instances_text_steps_aside_for_anything_but_a_regular_batch_of_json_integers(instances):
+    assert jsonnum.instances_text(b'{"instances": ' + instances + b"}", (2,), "uint8") is None
+
+
+def test_instances_text_takes_only_a_body_of_instances_alone():
+    assert jsonnum.instances_text(b'{"instances": [[1, 2]], "signature_name": "x"}', (2,), "uint8") is None
+    assert jsonnum.instances_text(b'{"inputs": [[1, 2]]}', (2,), "uint8") is None
+    assert jsonnum.instances_text(b'{"instances": [[1, 2]]}', (2,), "float32") is None
+    assert jsonnum.instances_text(b' {"instances" : [[1, 2]] } ', (2,), "uint8").tolist() == [[1, 2]]

@@ -207,7 +207,10 @@ class ServingApp:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _json(self, request: _Request) -> Any:
-        body = await self._body(request)
+        return self._loads(await self._body(request))
+
+    @staticmethod
+    def _loads(body: bytes) -> Any:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as e:
@@ -251,7 +254,9 @@ class ServingApp:
 
     async def v1_predict(self, request: _Request) -> Reply:
         self._serving(request)
-        inputs, key = self._parse_v1(await self._json(request))
+        raw = await self._body(request)
+        rows = protocol_v1.rows_from_text(raw, signature=self.model.signature, max_rows=self.settings.max_instances)
+        inputs, key = (rows, "predictions") if rows is not None else self._parse_v1(self._loads(raw))
         outputs = await self.infer(inputs)
         prediction_id = self.remember(outputs)
         reply = protocol_v1.encode_predict(key, self.model.signature, outputs)

@@ -18,6 +18,19 @@ from .errors import bad_request
 from .tensors import batch, checked, expected, from_json, rows_from_named, typed
 
 
+def rows_from_text(raw: bytes, *, signature: Signature, max_rows: int) -> list[np.ndarray] | None:
+    """A `{"instances": [...]}` body of integers for a one-input integer model (images), decoded from its
+    text (jsonnum.instances_text); None for any other body, which `parse_predict` decodes."""
+    if len(signature.inputs) != 1:
+        return None
+    spec = signature.inputs[0]
+    array = jsonnum.instances_text(raw, tuple(spec.item_shape), spec.dtype)
+    if array is None:
+        return None
+    return batch({spec.name: checked(typed(array, spec, where="instances"), spec, where="instances")}, signature,
+                 max_rows=max_rows, where="instances")
+
+
 def parse_predict(body: Any, *, signature: Signature, max_rows: int,
                   feature_names: Sequence[str]) -> tuple[list[np.ndarray], str]:
     """The model's input arrays from either format, and the reply's key."""
