@@ -184,3 +184,21 @@ def test_workers_shard_by_file_when_there_are_enough_files_else_by_record(tmp_pa
     assert stream.shard_policy(2) == "DATA"
     first, second = worker_images(stream, 2, 0), worker_images(stream, 2, 1)
     assert first and second and not first & second               # one file, its records split between workers
+
+
+def test_several_inputs_and_a_string_target_stream_as_named_arrays(tmp_path):
+    digits = formats.digits_images()
+    spec = {"image": {"dtype": "uint8", "shape": [8, 8, 1]}, "parity": {"dtype": "float32", "shape": [1]},
+            "label": {"dtype": "string", "shape": []}}
+    with tf.io.TFRecordWriter(str(tmp_path / "two.tfrecord")) as writer:
+        for image, digit in zip(digits.features[:200], digits.target[:200]):
+            label = tf.train.Feature(bytes_list=tf.train.BytesList(value=[("odd" if digit % 2 else "even").encode()]))
+            record = tf.train.Example.FromString(example(image=image, parity=np.float32([digit % 2])))
+            record.features.feature["label"].CopyFrom(label)
+            writer.write(record.SerializeToString())
+    prepared = load(tmp_path, str(tmp_path / "two.tfrecord"), spec=spec, target="label")
+    assert prepared.classes == ["even", "odd"] and set(prepared.x_val) == {"image", "parity"}
+    # The label follows its record: parity 1 is "odd" in the held-out split and in the stream.
+    assert (prepared.x_val["parity"][:, 0] == prepared.y_val).all()
+    x, y = next(iter(record_stream.training_dataset(prepared.stream, prepared.train_rows, 0, 1)))
+    assert x["image"].dtype == tf.uint8 and (x["parity"].numpy()[:, 0] == y.numpy()).all()
