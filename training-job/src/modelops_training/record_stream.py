@@ -5,8 +5,10 @@ The scan (`prepare`) reads each file in batches of serialized records: first to 
 the same seeded permutation of record indices as for any other data, so it needs the count), then to
 parse them against the featureSpec. A bad record is named by file, record and feature before training
 starts. The scan keeps only what is small: every record's target (one value each), the validation
-records (the held-out split the gate and compression measure on), the first TRAIN_SAMPLE training
-records (shapes, int8 calibration, pruning's fine-tuning), and per-column statistics for a float table.
+records (the held-out split the gate and compression measure on), TRAIN_SAMPLE training records drawn
+by the split's permutation and kept in its order (shapes, int8 calibration, pruning's fine-tuning: the
+very rows in-memory data would give them, spread over every file), and per-column statistics for a
+float table.
 
 The fingerprint hashes every record's parsed features and target in file order, then the split, so
 training and compression (which both scan) agree exactly when the data and the split are the same.
@@ -27,8 +29,9 @@ from pathlib import Path
 import numpy as np
 from modelops_contracts.jobconfig import JobConfig
 
-from . import sources
+from . import features as feats, sources
 from .errors import BadConfig, BadData
+from .records import message, name_bad_record
 
 BATCH = 256
 TRAIN_SAMPLE = 2048
@@ -90,7 +93,6 @@ def count_records(path: str) -> int:
         for batch in tf.data.TFRecordDataset(path).batch(BATCH):
             n += int(batch.shape[0])
     except tf.errors.DataLossError as e:
-        from .records import message
         raise BadData(f"data: {Path(path).name} record {n} onwards: not a TFRecord file or corrupt "
                       f"({message(e)})") from None
     return n
@@ -98,7 +100,6 @@ def count_records(path: str) -> int:
 
 def parsed_batches(path: str, features: dict):
     """(first record index, {feature: array}) for each batch of one file; a bad record is named."""
-    from .records import message, name_bad_record
     tf, name, start = _tf(), Path(path).name, 0
     for batch in tf.data.TFRecordDataset(path).batch(BATCH):
         try:
@@ -145,7 +146,7 @@ def prepare(config: JobConfig, task: str):
         for _ in _checked_batches(files, offsets, spec):   # a bad record is the better answer than "too few"
             pass
         raise
-    scan = _Scan(spec, target, order[:n_val], n)
+    scan = _Scan(spec, target, order[:n_val], order[n_val:n_val + TRAIN_SAMPLE], n)
     for first, arrays in _checked_batches(files, offsets, spec):
         scan.add(first, arrays)
     return scan.finish(task, files, offsets, Path(files[0]).name)
@@ -161,15 +162,17 @@ def _checked_batches(files: list[str], offsets: list[int], spec: dict):
 class _Scan:
     """What one pass over the records keeps (see the module's docstring) and the fingerprint it hashes."""
 
-    def __init__(self, spec: dict, target: str, val_index: np.ndarray, n: int):
+    def __init__(self, spec: dict, target: str, val_index: np.ndarray, sample_index: np.ndarray, n: int):
         self.inputs = sorted(k for k in spec if k != target)
         self.spec, self.target, self.n = spec, target, n
         self.is_val = np.zeros(n, bool)
         self.is_val[val_index] = True
+        self.is_sample = np.zeros(n, bool)
+        self.is_sample[sample_index] = True
+        self.sample_index = sample_index
         self.targets: list[np.ndarray] = []
         self.val: dict[str, list] = {k: [] for k in self.inputs}
         self.sample: dict[str, list] = {k: [] for k in self.inputs}
-        self.sample_index: list[np.ndarray] = []
         self.sums = None
         self.digest = hashlib.sha256(b"tfrecord-stream\0")
 
@@ -179,13 +182,10 @@ class _Scan:
             self.digest.update(np.ascontiguousarray(arrays[k]).tobytes() if arrays[k].dtype.kind != "U"
                                else "\0".join(arrays[k]).encode())
         self.targets.append(arrays[self.target])
-        val, train = self.is_val[index], ~self.is_val[index]
-        room = TRAIN_SAMPLE - sum(len(i) for i in self.sample_index)
-        take = np.flatnonzero(train)[:max(room, 0)]
+        val, train, take = self.is_val[index], ~self.is_val[index], self.is_sample[index]
         for k in self.inputs:
             self.val[k].append(arrays[k][val])
             self.sample[k].append(arrays[k][take])
-        self.sample_index.append(index[take])
         if len(self.inputs) == 1 and arrays[self.inputs[0]].ndim == 2 and self.spec[self.inputs[0]]["dtype"] == "float32":
             rows = arrays[self.inputs[0]][train].astype(np.float64)
             sums = np.stack([rows.sum(axis=0), (rows ** 2).sum(axis=0)])
@@ -199,7 +199,10 @@ class _Scan:
         single = len(self.inputs) == 1
         form = (lambda parts: np.concatenate(parts[self.inputs[0]])) if single else \
             (lambda parts: {k: np.concatenate(parts[k]) for k in self.inputs})
-        x_val, x_sample = form(self.val), form(self.sample)
+        # The sample was read in file order; the split's permutation order is what in-memory data has.
+        rank = np.searchsorted(np.sort(self.sample_index), self.sample_index)
+        x_val = form(self.val)
+        x_sample = feats.take(form(self.sample), rank)
         names = [f"{self.inputs[0]}_{i}" for i in range(x_val.shape[1])] if self.sums is not None else []
         self.digest.update("\0".join(names).encode())
         self.digest.update("\0".join(f"{k}:{self.spec[k]['dtype']}:{self.spec[k]['shape']}" for k in self.inputs)
@@ -213,7 +216,7 @@ class _Scan:
                               spec={k: self.spec[k] for k in self.inputs}, train_mask=~self.is_val,
                               labels=labels, mean=mean, variance=variance)
         return data.Prepared(task=task, feature_names=names, classes=classes, x_train=x_sample,
-                             y_train=labels[np.concatenate(self.sample_index)], x_val=x_val,
+                             y_train=labels[self.sample_index], x_val=x_val,
                              y_val=labels[self.is_val], fingerprint=self.digest.hexdigest(), stream=stream)
 
 
