@@ -66,6 +66,11 @@ def test_live_figures_follow_the_traffic_labels_and_drift(referenced_dir, tmp_pa
             predict(server, 16.0 - x[i:i + 30])               # inverted pixels: far from the training data
         shifted = live(server)
         assert shifted.drift_score > 1.0 and shifted.drift_score == max(shifted.drift.values())
+        assert server.metric("modelops_drift_score") == pytest.approx(shifted.drift_score)
+        worst = max(shifted.drift, key=shifted.drift.get)
+        assert server.metric("modelops_feature_drift", feature=worst) == pytest.approx(shifted.drift[worst])
+        assert server.metric("modelops_live_window_value", metric="accuracy") == pytest.approx(expected)
+        assert server.metric("modelops_live_window_pairs") == 60
         assert server.post("/v1/models/digits:predict", json={"instances": [[1.0]]}).status_code == 400
         after_bad = live(server)
         assert (after_bad.requests, after_bad.errors) == (21, 0)    # a client's mistake is not the server's error
