@@ -5,12 +5,12 @@ import signal
 
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 
 from modelops_contracts import feedback as contract
 from modelops_contracts.live import LiveFigures
 from modelops_contracts.manifest import FILENAME
 from modelops_training.reference import table_reference
-import tritonclient.grpc as grpcclient
 from serving_fixtures import digits, digits_dir, free_port, reference_outputs, running_server  # noqa: F401
 
 pytestmark = pytest.mark.component
