@@ -209,7 +209,8 @@ class FeedbackSource:
                                                                        integer=True))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"directory": self.directory, "maxShare": self.max_share, "writtenBefore": self.written_before}
+        return {"directory": self.directory, "maxShare": self.max_share,
+                **({"writtenBefore": self.written_before} if self.written_before is not None else {})}
 
 
 @dataclass(frozen=True)
