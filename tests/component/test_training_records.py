@@ -206,3 +206,13 @@ def test_several_inputs_and_a_string_target_stream_as_named_arrays(tmp_path):
     assert (prepared.x_val["parity"][:, 0] == prepared.y_val).all()
     x, y = next(iter(record_stream.training_dataset(prepared.stream, prepared.train_rows, 0, 1)))
     assert x["image"].dtype == tf.uint8 and (x["parity"].numpy()[:, 0] == y.numpy()).all()
+
+
+def test_training_on_feedback_is_refused_for_streamed_data_naming_the_field(tmp_path):
+    _, uri = shards(tmp_path / "data", 2)
+    config = job_config(tmp_path / "store", model={"template": "cnn-classifier"},
+                        data={"uri": uri, "target": "digit", "featureSpec": SPEC},
+                        feedback={"directory": str(tmp_path / "feedback")})
+    result = train(config)
+    assert not result.succeeded and result.reason == "BadConfig"
+    assert result.message.startswith("feedback: training on served feedback needs the training data in memory")
