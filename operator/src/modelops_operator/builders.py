@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from modelops_contracts import jobconfig
+from modelops_contracts.feedback import feedback_dir
 from modelops_contracts.report import PERMANENT_EXIT_CODES
 
 from . import constants as c
@@ -149,10 +150,11 @@ def artifact_path(owner: Owner, version: str) -> str:
 # --- training and compression ------------------------------------------------------------
 
 def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt: int,
-                     uid: str | None = None) -> jobconfig.JobConfig:
+                     uid: str | None = None, feedback: bool = False) -> jobconfig.JobConfig:
     """The contract the training image reads, derived from the spec (never the reverse).
 
     `uid`: the owner's uid when the version lives in the resource's own directory (see artifact_path).
+    `feedback`: train on the collected feedback too (a version started by a quality drop, spec.monitoring).
     """
     params = dict(spec.model_params or {})
     return jobconfig.JobConfig(
@@ -173,6 +175,9 @@ def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt
         compression=jobconfig.CompressionSpec(method=spec.compression_method,
                                               pruning_sparsity=spec.pruning_sparsity if spec.pruning_enabled else 0.0),
         storage_root=storage_root(spec),
+        feedback=jobconfig.FeedbackSource(
+            directory=str(feedback_dir(storage_root(spec), owner.namespace, owner.name, uid)),
+            max_share=spec.feedback_max_share) if feedback and stage == "train" else None,
     )
 
 
@@ -328,6 +333,11 @@ GRACEFUL_TIMEOUT_S = 20
 
 def serving_selector(owner: Owner) -> dict[str, str]:
     return {"app.kubernetes.io/instance": owner.name, "app.kubernetes.io/component": "serving"}
+
+
+def serving_label_selector(owner: Owner) -> str:
+    """serving_selector as a label selector string (status.selector, listing the serving pods)."""
+    return ",".join(f"{k}={v}" for k, v in serving_selector(owner).items())
 
 
 def serving_env(spec: Spec, owner: Owner, version: str, servable: str) -> list[dict[str, str]]:
