@@ -105,11 +105,12 @@ def status_of(reading: Reading, served: str | None) -> dict[str, Any]:
     """status.live: the served version's figures at the top (what is judged), every version's below."""
     out: dict[str, Any] = {"observedAt": reading.at, "replicas": 0,
                            "versions": {v: figures_status(f) for v, f in sorted(reading.versions.items())}}
+    if served:
+        out["version"] = served
     current = reading.versions.get(served or "")
+    out["summary"] = summary(current) if current is not None else "no figures"
     if current is not None:
-        out.update(version=served, summary=summary(current), **figures_status(current))
-    else:
-        out["summary"] = "no figures"
+        out.update(figures_status(current))
     if reading.failures:
         shown = "; ".join(reading.failures[:MAX_FAILURES_SHOWN])
         more = len(reading.failures) - MAX_FAILURES_SHOWN
