@@ -297,3 +297,26 @@ def test_turning_monitoring_off_removes_what_it_published():
     md["spec"]["monitoring"]["enabled"] = False
     step(md, p.Observed(deployment=rolled_out("v1")), at(2))
     assert "live" not in md["status"] and get_condition(md["status"]["conditions"], "LiveQuality") is None
+
+
+def test_with_monitoring_the_servers_keep_feedback_in_the_models_directory():
+    spec = example("digits-classifier")["spec"]
+    owner = b.Owner(namespace="ml", name="digits", uid="0123456789abcdef")
+    plain = b.build_serving_deployment(specmod.parse(spec), owner, b.Images(), "v1", "tflite", owner.uid)
+    spec["monitoring"] = {"enabled": True}
+    kept = b.build_serving_deployment(specmod.parse(spec), owner, b.Images(), "v1", "tflite", owner.uid)
+    pod, plain_pod = kept["spec"]["template"]["spec"], plain["spec"]["template"]["spec"]
+    assert plain_pod["volumes"][0]["persistentVolumeClaim"]["readOnly"] is True
+    assert "MODELOPS_FEEDBACK_DIR" not in {e["name"] for e in plain_pod["containers"][0]["env"]}
+    assert pod["volumes"][0] == {"name": "pvc-0", "persistentVolumeClaim": {"claimName": "models", "readOnly": False}}
+    assert all(m["readOnly"] for m in pod["initContainers"][0]["volumeMounts"] if m["name"] == "pvc-0")
+    server = pod["containers"][0]
+    env = {e["name"]: e.get("value") or e["valueFrom"]["fieldRef"]["fieldPath"] for e in server["env"]}
+    assert env["MODELOPS_FEEDBACK_DIR"] == "/var/lib/modelops/feedback"
+    assert (env["MODELOPS_REPLICA"], env["MODELOPS_POD_IP"], env["MODELOPS_ID_KEY"]) == (
+        "metadata.name", "status.podIP", "0123456789abcdef")
+    mount = next(m for m in server["volumeMounts"] if m["name"] == "pvc-0")
+    # The directory the trainer of a feedback-trained version reads: one place, both sides.
+    assert f"/mnt/pvc/models/{mount['subPath']}" == str(b.build_job_config(
+        specmod.parse(spec), owner, "train", "v2", 1, owner.uid, feedback=True).feedback.directory)
+    assert mount["mountPath"] == "/var/lib/modelops/feedback" and not mount.get("readOnly")

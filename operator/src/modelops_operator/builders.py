@@ -366,8 +366,9 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
     image = spec.serving_image or images.serving
     pod_labels = {**labels(owner, "serving"), c.LABEL_VERSION: version}
     probe = {"httpGet": {"port": "http"}, "periodSeconds": 5, "timeoutSeconds": 2}
-    volumes, mounts = _claim_volumes(spec, read_only_storage=True)
-    storage_mounts = [m for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
+    # With monitoring the server writes feedback to the claim: the volume is writable, each mount says.
+    volumes, mounts = _claim_volumes(spec, read_only_storage=not spec.monitoring_enabled)
+    storage_mounts = [{**m, "readOnly": True} for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": serving_selector(owner)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -408,12 +409,27 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
             },
         },
     }
+    if spec.monitoring_enabled:
+        _keep_feedback(deployment_spec["template"]["spec"]["containers"][0], spec, owner, uid)
     with_identity(deployment_spec["template"]["spec"], spec, service_account=spec.serving_service_account,
                   env=spec.serving_env, env_from=spec.serving_env_from)
     if not spec.autoscaling:
         deployment_spec["replicas"] = spec.replicas
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": metadata(owner, serving_name(owner), "serving"), "spec": deployment_spec}
+
+
+def _keep_feedback(container: dict[str, Any], spec: Spec, owner: Owner, uid: str | None) -> None:
+    """The server keeps joined feedback in the model's feedback directory (the trainer made it, owned by the
+    pods' user), and names itself in prediction ids so any replica can forward feedback to the right one."""
+    sub = str(feedback_dir(spec.storage_subpath, owner.namespace, owner.name, uid))
+    container["env"] += [
+        {"name": "MODELOPS_FEEDBACK_DIR", "value": c.FEEDBACK_MOUNT},
+        {"name": "MODELOPS_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "MODELOPS_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "MODELOPS_ID_KEY", "value": owner.uid}]
+    # pvc-0: _claim_volumes puts the storage claim first.
+    container["volumeMounts"].append({"name": "pvc-0", "mountPath": c.FEEDBACK_MOUNT, "subPath": sub})
 
 
 def build_replicas_handover(owner: Owner, replicas: int) -> dict[str, Any]:
