@@ -150,11 +150,12 @@ def artifact_path(owner: Owner, version: str) -> str:
 # --- training and compression ------------------------------------------------------------
 
 def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt: int,
-                     uid: str | None = None, feedback: bool = False) -> jobconfig.JobConfig:
+                     uid: str | None = None, feedback_before_ms: int | None = None) -> jobconfig.JobConfig:
     """The contract the training image reads, derived from the spec (never the reverse).
 
     `uid`: the owner's uid when the version lives in the resource's own directory (see artifact_path).
-    `feedback`: train on the collected feedback too (a version started by a quality drop, spec.monitoring).
+    `feedback_before_ms`: train on the collected feedback too, the segments written before this unix time in ms
+    (a version started by a quality drop, spec.monitoring): one cutoff, so every worker reads the same rows.
     """
     params = dict(spec.model_params or {})
     return jobconfig.JobConfig(
@@ -177,7 +178,8 @@ def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt
         storage_root=storage_root(spec),
         feedback=jobconfig.FeedbackSource(
             directory=str(feedback_dir(storage_root(spec), owner.namespace, owner.name, uid)),
-            max_share=spec.feedback_max_share) if feedback and stage == "train" else None,
+            max_share=spec.feedback_max_share, written_before=feedback_before_ms)
+        if feedback_before_ms is not None and stage == "train" else None,
     )
 
 
