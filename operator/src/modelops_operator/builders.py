@@ -368,8 +368,7 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
     image = spec.serving_image or images.serving
     pod_labels = {**labels(owner, "serving"), c.LABEL_VERSION: version}
     probe = {"httpGet": {"port": "http"}, "periodSeconds": 5, "timeoutSeconds": 2}
-    # With monitoring the server writes feedback to the claim: the volume is writable, each mount says.
-    volumes, mounts = _claim_volumes(spec, read_only_storage=not spec.monitoring_enabled)
+    volumes, mounts = _claim_volumes(spec, read_only_storage=not spec.monitoring_enabled)   # see _keep_feedback
     storage_mounts = [{**m, "readOnly": True} for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": serving_selector(owner)},
@@ -411,8 +410,7 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
             },
         },
     }
-    if spec.monitoring_enabled:
-        _keep_feedback(deployment_spec["template"]["spec"]["containers"][0], spec, owner, uid)
+    _keep_feedback(deployment_spec["template"]["spec"]["containers"][0], spec, owner, uid)
     with_identity(deployment_spec["template"]["spec"], spec, service_account=spec.serving_service_account,
                   env=spec.serving_env, env_from=spec.serving_env_from)
     if not spec.autoscaling:
@@ -423,7 +421,10 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
 
 def _keep_feedback(container: dict[str, Any], spec: Spec, owner: Owner, uid: str | None) -> None:
     """The server keeps joined feedback in the model's feedback directory (the trainer made it, owned by the
-    pods' user), and names itself in prediction ids so any replica can forward feedback to the right one."""
+    pods' user), and names itself in prediction ids so any replica can forward feedback to the right one.
+    Only with spec.monitoring: the claim's volume is then writable (each other mount stays read-only)."""
+    if not spec.monitoring_enabled:
+        return
     sub = str(feedback_dir(spec.storage_subpath, owner.namespace, owner.name, uid))
     container["env"] += [
         {"name": "MODELOPS_FEEDBACK_DIR", "value": c.FEEDBACK_MOUNT},
