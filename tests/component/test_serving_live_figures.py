@@ -1,7 +1,9 @@
 """GET /v1/live on a real server: the window's metric, pairs, requests, errors, p99 and drift per feature."""
 import json
+import re
 import shutil
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from modelops_training.reference import table_reference
 from serving_fixtures import digits, digits_dir, free_port, reference_outputs, running_server  # noqa: F401
 
 pytestmark = pytest.mark.component
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +113,19 @@ def test_predictions_over_grpc_count_and_take_feedback_like_rest_ones(referenced
         assert server.process.wait(30) == 0
     (record,) = [r for _, records in contract.read_segments(tmp_path / "fb") for r in records]
     assert record.prediction_id == ids[1] and record.inputs == {"features": x[5:10].tolist()}
+
+
+def test_every_series_the_grafana_dashboard_reads_is_exported(referenced_dir, tmp_path):
+    """The chart's dashboard queries series by name: each must be one a real server exports."""
+    dashboard = json.loads((REPO / "manifests/helm/modelops/dashboards/modelops-serving.json").read_text())
+    wanted = {name for panel in dashboard["panels"] for target in panel["targets"]
+              for name in re.findall(r"\b(modelops_[a-z_]+)\{", target["expr"])}   # a series, not a label
+    x, y = digits()
+    with running_server(referenced_dir, "digits", tmp_path, replica="pod-dash",
+                        feedback_dir=tmp_path / "feedback") as server:
+        server.wait_ready()
+        pid = predict(server, x[:30])
+        assert server.post("/v1/models/digits:feedback", json={"id": pid, "truth": y[:30].tolist()}).status_code == 200
+        exported = {line.split("{")[0].split(" ")[0] for line in server.get("/metrics").text.splitlines()
+                    if line and not line.startswith("#")}
+    assert len(wanted) >= 8 and wanted <= exported, sorted(wanted - exported)

@@ -3,6 +3,7 @@ admission enforcing the restricted profile), install, and an uninstall that leav
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -130,3 +131,23 @@ def test_install_yaml_runs_the_operator_in_a_restricted_namespace(chart_crds):
                 input=yaml.safe_dump_all(removable), check=False)
         wait_for(lambda: kubectl("get", "namespace", namespace, check=False).returncode != 0, timeout=90,
                  describe=f"namespace {namespace} to be deleted")
+
+
+def test_the_grafana_dashboard_and_pod_monitor_are_off_by_default_and_render_when_asked(namespace, chart_crds):
+    assert "kind: PodMonitor" not in helm("template", namespace, str(CHART), "--namespace", namespace)
+    rendered = helm("template", namespace, str(CHART), "--namespace", namespace,
+                    "--set", "grafana.dashboard.enabled=true", "--set", "metrics.podMonitor.enabled=true",
+                    "--api-versions", "monitoring.coreos.com/v1/PodMonitor")
+    docs = {doc["kind"]: doc for doc in yaml.safe_load_all(rendered) if doc}
+    dashboard = docs["ConfigMap"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    panels = json.loads(dashboard["data"]["modelops-serving.json"])["panels"]
+    assert {"Live metric (labeled pairs in the window)", "Drift (largest PSI of a feature)", "Requests/s",
+            "Latency p50 / p99", "Errors/s (5xx)"} <= {p["title"] for p in panels}
+    kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=yaml.safe_dump(dashboard))
+    monitor = docs["PodMonitor"]["spec"]
+    assert monitor["selector"]["matchLabels"]["app.kubernetes.io/component"] == "serving"
+    assert monitor["podTargetLabels"] == ["modelops.io/model-deployment", "modelops.io/model-version"]
+    missing = subprocess.run([str(tool("helm")), "template", namespace, str(CHART), "--set",
+                              "metrics.podMonitor.enabled=true"], capture_output=True, text=True, check=False)
+    assert missing.returncode != 0 and "PodMonitor API" in missing.stderr
