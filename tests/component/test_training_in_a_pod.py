@@ -5,6 +5,7 @@ kubelet stops a container with SIGTERM while its entrypoint runs as PID 1.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -64,6 +65,23 @@ def test_training_publishes_when_tmp_and_storage_are_different_filesystems(tmp_p
     assert not list(scratch_on_another_filesystem.glob("modelops-scratch-*")), "the scratch directory was left behind"
 
 
+@contextlib.contextmanager
+def killed_on_exit(proc: subprocess.Popen):
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def terminated_report(proc: subprocess.Popen, stdout: str, stderr: str) -> report.StageReport:
+    assert proc.returncode == report.EXIT_TERMINATED, stderr[-3000:]
+    result = report.decode(stdout)
+    assert not result.succeeded and result.reason == "Terminated"
+    return result
+
+
 def test_sigterm_stops_training_keeps_the_backup_and_exits_with_a_reason(tmp_path):
     """As PID 1 would: the trainer must act on SIGTERM, not wait for the grace period's SIGKILL."""
     store = tmp_path / "store"
@@ -73,7 +91,7 @@ def test_sigterm_stops_training_keeps_the_backup_and_exits_with_a_reason(tmp_pat
     env = {**os.environ, "MODELOPS_BACKUP_EVERY_STEPS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.Popen([str(BIN / "modelops-train"), "--config", str(path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
-    try:
+    with killed_on_exit(proc):
         deadline = time.monotonic() + 120
         while not (backup.is_dir() and any(backup.rglob("*.index"))):
             assert proc.poll() is None, proc.stderr.read()[-3000:]
@@ -82,14 +100,8 @@ def test_sigterm_stops_training_keeps_the_backup_and_exits_with_a_reason(tmp_pat
         time.sleep(1)   # a few more epochs, so the signal lands in the middle of fit()
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
-    assert proc.returncode == report.EXIT_TERMINATED, stderr[-3000:]
-    result = report.decode(stdout)
-    assert not result.succeeded and result.reason == "Terminated"
+    result = terminated_report(proc, stdout, stderr)
     assert "SIGTERM" in result.message and "backup" in result.message
     assert json.loads(Path(config.report_path).read_text())["reason"] == "Terminated"
     assert any(backup.rglob("*.index")), "the last backup must survive for the next pod to resume from"
@@ -135,7 +147,7 @@ def test_sigterm_while_tensorflow_still_imports_stops_pid_1_at_once(tmp_path):
     proc = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", str(BIN / "modelops-train"),
                              "--config", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    try:
+    with killed_on_exit(proc):
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
             # unshare's child is the trainer, PID 1 of the namespace: signal it as the kubelet would until
@@ -144,12 +156,7 @@ def test_sigterm_while_tensorflow_still_imports_stops_pid_1_at_once(tmp_path):
                 os.kill(int(pid), signal.SIGTERM)
             time.sleep(0.05)
         stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
-    assert proc.returncode == report.EXIT_TERMINATED, stderr[-3000:]
-    result = report.decode(stdout)
-    assert result.reason == "Terminated" and "while starting" in result.message, result.message
+    result = terminated_report(proc, stdout, stderr)
+    assert "while starting" in result.message, result.message
     assert not config.version_dir.exists()
