@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from modelops_contracts.report import REASON_BY_EXIT_CODE, ReportError, StageReport, decode
 
@@ -209,232 +209,329 @@ def _identity_fixes(run: Mapping[str, Any], spec: Spec) -> bool:
             and run.get("identityHash", spec.identity_hash) != spec.identity_hash)
 
 
-# --- the plan ------------------------------------------------------------------------------
+# --- the plan: one pass's shared state, the stage machine, then serving ----------------------
 
-def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Images, now: str) -> Plan:
-    meta, status = body["metadata"], copy.deepcopy(body.get("status") or {})
-    owner = b.Owner(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
-    generation = meta.get("generation", 1)
-    out = Plan()
-    conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
-    before = list(conditions)   # as the last pass left them: Warnings are posted on change only
+@dataclass(frozen=True)
+class Next:
+    """The run moved on to `stage` (or back, for another attempt): look at it in the same pass."""
+    stage: str
 
-    def condition(type_: str, ok: bool | None, reason: str, message: str) -> None:
-        nonlocal conditions
-        conditions = set_condition(conditions, type_, ok, reason, message, generation, now)
 
-    def event(kind: str, reason: str, message: str) -> None:
-        out.events.append((kind, reason, message))
+@dataclass(frozen=True)
+class Stop:
+    """Nothing more to decide this pass: the stage waits, and says so in phase and message."""
+    phase: str
+    message: str
 
-    history = list(status.get("history") or [])
 
-    def record(version: str, **fields: Any) -> None:
-        nonlocal history
-        entry = next((h for h in history if h.get("version") == version), None)
+Transition = Next | Stop
+
+
+class Pass:
+    """What one planning pass shares: its inputs, the status and plan being built, and their bookkeeping.
+
+    Conditions, history and events are written only through `condition`, `record` and `event`, so every
+    stage keeps them the same way (transition times, trimmed history, Warnings on change only).
+    """
+
+    def __init__(self, body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Images, now: str):
+        meta = body["metadata"]
+        self.body, self.spec, self.observed, self.images, self.now = body, spec, observed, images, now
+        self.owner = b.Owner(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
+        self.generation = meta.get("generation", 1)
+        self.status = copy.deepcopy(body.get("status") or {})
+        self.out = Plan()
+        self.conditions: list[dict[str, Any]] = list(self.status.get("conditions") or [])
+        self.before = list(self.conditions)   # as the last pass left them: Warnings are posted on change only
+        self.history: list[dict[str, Any]] = list(self.status.get("history") or [])
+        self.run, self.is_new = current_run(self.status, spec, now, self.owner)
+        self.version: str = self.run["version"]
+        self.phase, self.message = "Pending", ""
+        self.served: str | None = self.status.get("modelVersion")
+        # What was observed belongs to the stage the run was on; once a decision moves the run on, the
+        # next stage's Job is one nobody has looked at yet (created, or adopted if it exists): taken once.
+        self._jobs = {"train": observed.training_job, "compress": observed.compression_job}
+
+    def take_job(self, stage: str) -> JobState | None:
+        return self._jobs.pop(stage, None)
+
+    def condition(self, type_: str, ok: bool | None, reason: str, message: str) -> None:
+        self.conditions = set_condition(self.conditions, type_, ok, reason, message, self.generation, self.now)
+
+    def changed(self, type_: str, message: str) -> bool:
+        """Whether the last pass left condition `type_` saying something else (to warn on change only)."""
+        return (get_condition(self.before, type_) or {}).get("message") != message
+
+    def event(self, kind: str, reason: str, message: str) -> None:
+        self.out.events.append((kind, reason, message))
+
+    def record(self, version: str, **fields: Any) -> None:
+        """Update (or start) a version's history entry; None values leave a field as it was."""
+        entry = next((h for h in self.history if h.get("version") == version), None)
         if entry is None:
             entry = {"version": version}
-            history.insert(0, entry)
+            self.history.insert(0, entry)
         entry.update({k: v for k, v in fields.items() if v is not None})
-        history = trim_history(history, {status.get("modelVersion"), spec.pinned_version}, c.HISTORY_LIMIT)
+        self.history = trim_history(self.history, {self.status.get("modelVersion"), self.spec.pinned_version},
+                                    c.HISTORY_LIMIT)
 
-    run, is_new = current_run(status, spec, now, owner)
-    version = run["version"]
-    if is_new:
-        old = status.get("pipeline") or {}
-        if old.get("version") and old.get("stage") not in ("done", "failed"):
-            record(old["version"], outcome="Superseded", finishedAt=now,
-                   message=f"the spec changed; superseded by {version}")
-            out.delete.extend(_stage_objects(owner, old["version"], old.get("attempt", 1)))
-        # Finished versions' Jobs, ConfigMaps and worker Services are kept one version back, for
-        # `kubectl logs`; older ones go as each new version starts, or they would pile up forever.
-        expired = next((h for h in history if version_number(h.get("version")) == version_number(version) - 2), None)
-        if expired:
-            out.delete.extend(_stage_objects(owner, expired["version"], expired.get("attempts") or 1))
-        record(version, outcome="Training", startedAt=now, attempts=1, artifactPath=run["artifactPath"])
-        event("Normal", "VersionStarted", f"{version}: training started (spec generation {generation})")
-        condition("Trained", False, "Training", f"{version}: training attempt 1")
-        condition("Evaluated", None, "Pending", f"{version}: waiting for training")
-        condition("Compressed", None, "Pending", f"{version}: waiting for evaluation")
+    def entry(self, version: str | None) -> dict[str, Any]:
+        return next((h for h in self.history if h.get("version") == version), {})
 
-    phase, message = "Pending", ""
-    # What was observed belongs to the stage the run was on; once a decision moves the run on, the
-    # next stage's Job is one nobody has looked at yet (created below, or adopted if it exists).
-    training_job, compression_job = observed.training_job, observed.compression_job
-    # Stages advance within one pass when a decision is already possible.
-    for _ in range(4):
-        stage = run["stage"]
-        if stage == "train":
-            attempt = run["attempt"]
-            job_name = b.training_job_name(owner, version, attempt)
-            cfg = b.build_job_config(spec, owner, "train", version, attempt, stored_under_uid(owner, run))
-            out.apply.append(b.build_config_map(owner, job_name, cfg, "training", spec.version_hash))
-            if spec.workers > 1:
-                out.apply.append(b.build_workers_service(owner, job_name, version))
-            out.create_only.append(b.build_training_job(spec, owner, images, version, attempt))
-            job = training_job
-            if job is None or job.active:
-                phase = "Training" if attempt == 1 else "Retraining"
-                message = (f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})"
-                           + (job.waiting_note(spec.queue_name) if job else ""))
-                if job is not None:
-                    message = _watch_start(out, job, message, "Trained", phase, condition, event, status)
-                    message = _restart_for_placement(out, job, job_name, spec, message)
-                break
-            if job.succeeded and job.report is None and not job.failure_reason:
-                phase, message = "Evaluating", f"{version}: waiting for the stage report of {job_name}"
-                break
-            decision = policy.after_training(spec, attempt, job.report if job.succeeded or job.report else None,
-                                             job.failure_reason, job.failure_message)
-            training_job = None
-            trained_metrics = dict(job.report.metrics) if job.report and job.report.succeeded else {}
-            if isinstance(decision, policy.Compress):
-                run.update(stage="compress", metrics=trained_metrics)
-                condition("Trained", True, "TrainingSucceeded", f"{version}: attempt {attempt} trained")
-                condition("Evaluated", True, "ThresholdMet", f"{version}: {decision.message}")
-                condition("Compressed", False, "Compressing", f"{version}: {spec.compression_method}")
-                record(version, outcome="Compressing", attempts=attempt, metrics=trained_metrics)
-                event("Normal", "Evaluated", f"{version}: {decision.message}")
-                continue
-            if isinstance(decision, policy.Retrain):
-                run.update(attempt=decision.attempt, seed=b.attempt_seed(owner, version, decision.attempt))
-                record(version, outcome="Training", attempts=decision.attempt, metrics=trained_metrics or None)
-                condition("Trained", False, "Retraining", f"{version}: attempt {decision.attempt}")
-                condition("Evaluated", False, decision.reason, decision.message)
-                event("Warning", decision.reason, f"{version}: {decision.message}")
-                continue
-            _fail(run, decision, version, record, event, now, trained_metrics)
-            condition("Trained" if decision.reason != "RetrainsExhausted" else "Evaluated", False,
-                      decision.reason, decision.message)
-            continue
-        if stage == "compress":
-            job_name = b.compression_job_name(owner, version)
-            cfg = b.build_job_config(spec, owner, "compress", version, 1, stored_under_uid(owner, run))
-            out.apply.append(b.build_config_map(owner, job_name, cfg, "compression", spec.version_hash))
-            out.create_only.append(b.build_compression_job(spec, owner, images, version))
-            job = compression_job
-            if job is None or job.active:
-                phase, message = "Compressing", (f"{version}: {spec.compression_method} compression ({job_name})"
-                                                 + (job.waiting_note(spec.queue_name) if job else ""))
-                if job is not None:
-                    message = _watch_start(out, job, message, "Compressed", phase, condition, event, status)
-                    message = _restart_for_placement(out, job, job_name, spec, message)
-                break
-            if job.succeeded and job.report is None and not job.failure_reason:
-                phase, message = "Compressing", f"{version}: waiting for the stage report of {job_name}"
-                break
-            trained_value = (run.get("metrics") or {}).get(spec.metric)
-            decision = policy.after_compression(spec, job.report, trained_value if trained_value is not None else 0.0,
-                                                job.failure_message)
-            compression_job = None
-            if isinstance(decision, policy.Serve):
-                metrics = dict(run.get("metrics") or {})
-                if job.report and job.report.succeeded:
-                    metrics.update({f"compressed{k[0].upper()}{k[1:]}": v for k, v in job.report.metrics.items()})
-                    for key in ("ratio", "float32Bytes", "compressedBytes"):
-                        if isinstance(job.report.compression.get(key), (int, float)):
-                            metrics[f"compression{key[0].upper()}{key[1:]}"] = float(job.report.compression[key])
-                run.update(stage="serve", metrics=metrics, servable=decision.servable)
-                condition("Compressed", decision.servable == "tflite", decision.reason, f"{version}: {decision.message}")
-                # Recorded now, not on deployment: a pin can hold the rollout, and the version must be pinnable.
-                record(version, outcome="Deploying", metrics=metrics, servable=decision.servable)
-                event("Normal" if decision.servable == "tflite" else "Warning", decision.reason,
-                      f"{version}: {decision.message}")
-                continue
-            _fail(run, decision, version, record, event, now, None)
-            condition("Compressed", False, decision.reason, decision.message)
-            continue
-        break
 
-    # Serving: runs whatever the pipeline is doing, so the current version serves while a new one trains.
-    served = status.get("modelVersion")
-    target, servable = _serving_target(spec, run, history, served)
-    deployment = observed.deployment
-    if spec.pinned_version and target is None:
-        unknown = (f"serving.modelVersion {spec.pinned_version} was never deployed; known: "
-                   + (", ".join(h["version"] for h in history if h.get("servable")) or "none"))
-        if (get_condition(before, "Ready") or {}).get("message") != unknown:   # on change, not every pass
-            event("Warning", "UnknownVersion", f"serving.modelVersion {spec.pinned_version} was never deployed")
-        condition("Ready", False, "UnknownVersion", unknown)
-    if target:
-        stored = run if run["version"] == target else next((h for h in history if h.get("version") == target), {})
-        wanted, unwanted = b.build_serving_objects(spec, owner, images, target, servable,
-                                                   stored_under_uid(owner, stored))
-        out.apply.extend(wanted)
-        if spec.autoscaling and deployment is not None and deployment.replicas_applied_by_us:
-            # Applying without spec.replicas would drop it to the default of 1 before the HPA acts:
-            # the documented hand-over keeps the current count under another manager first.
-            out.handover.append(b.build_replicas_handover(owner, deployment.desired))
-        # An HPA or PDB becomes unwanted only through a spec change (seen by this pass, or made while
-        # the operator was down): deleting on every pass would cost two requests each time for nothing.
-        if generation != (body.get("status") or {}).get("observedGeneration"):
-            out.delete.extend(unwanted)
-        live = deployment is not None and deployment.version == target and deployment.rolled_out
-        if live:
-            if served != target:
-                event("Normal", "Deployed", f"{target} is serving ({deployment.ready_text} replicas ready)")
-            served = target
-            condition("Deployed", True, "RolledOut", f"{target} rolled out")
-            if run["stage"] == "serve" and run["version"] == target:
-                run["stage"] = "done"
-                record(target, outcome="Deployed", deployedAt=now, finishedAt=now, servable=servable)
-                for h in history:
-                    if h.get("outcome") == "Deployed" and h["version"] != target:
-                        h["outcome"] = "Superseded"
-        else:
-            progress = (f" ({deployment.updated}/{deployment.desired} updated, {deployment.available} available)"
-                        if deployment is not None and deployment.version == target else "")
-            condition("Deployed", False, "RollingOut", f"rolling out {target}{progress}")
-            if run["stage"] in ("serve", "done") or spec.pinned_version:
-                phase, message = "Deploying", f"rolling out {target}{progress}"
-    if run["stage"] == "done" and phase == "Pending":
-        phase, message = "Ready", f"{served or version} is serving"
-    if run["stage"] == "serve" and target and target != version and phase == "Pending":
-        phase, message = "Ready", (f"{served or target} is serving, pinned by serving.modelVersion; {version} passed "
-                                   "and rolls out once the pin is removed or set to it")
-    if run["stage"] == "failed":
-        phase = "Failed"
-        message = run.get("message", "")
-        if served:
-            message += f"; still serving {served}"
+def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Images, now: str) -> Plan:
+    p = Pass(body, spec, observed, images, now)
+    if p.is_new:
+        _start_version(p)
+    _run_stages(p)
+    target = _serve(p)
+    _summarise(p, target)
+    _keep_off_foreign(p)
+    _judge_ready(p, target)
+    _write_status(p)
+    return p.out
 
-    for way in _make_way(out, observed.in_the_way):
+
+def _start_version(p: Pass) -> None:
+    """A new version: supersede the unfinished one, expire old stage objects, start training."""
+    old, version = p.status.get("pipeline") or {}, p.version
+    if old.get("version") and old.get("stage") not in ("done", "failed"):
+        p.record(old["version"], outcome="Superseded", finishedAt=p.now,
+                 message=f"the spec changed; superseded by {version}")
+        p.out.delete.extend(_stage_objects(p.owner, old["version"], old.get("attempt", 1)))
+    # Finished versions' Jobs, ConfigMaps and worker Services are kept one version back, for
+    # `kubectl logs`; older ones go as each new version starts, or they would pile up forever.
+    expired = next((h for h in p.history if version_number(h.get("version")) == version_number(version) - 2), None)
+    if expired:
+        p.out.delete.extend(_stage_objects(p.owner, expired["version"], expired.get("attempts") or 1))
+    p.record(version, outcome="Training", startedAt=p.now, attempts=1, artifactPath=p.run["artifactPath"])
+    p.event("Normal", "VersionStarted", f"{version}: training started (spec generation {p.generation})")
+    p.condition("Trained", False, "Training", f"{version}: training attempt 1")
+    p.condition("Evaluated", None, "Pending", f"{version}: waiting for training")
+    p.condition("Compressed", None, "Pending", f"{version}: waiting for evaluation")
+
+
+# Stages advance within one pass when a decision is already possible; a bound, since a stage
+# may send the run back (another training attempt).
+STEPS_PER_PASS = 4
+
+
+def _run_stages(p: Pass) -> None:
+    """Step the run through STAGES until one waits; stages without a row (serve, done, failed) are
+    the serving part's, which runs whatever the pipeline is doing."""
+    for _ in range(STEPS_PER_PASS):
+        stage = STAGES.get(p.run["stage"])
+        if stage is None:
+            return
+        transition = stage(p)
+        if isinstance(transition, Stop):
+            p.phase, p.message = transition.phase, transition.message
+            return
+        p.run["stage"] = transition.stage
+
+
+def _train(p: Pass) -> Transition:
+    spec, version, attempt = p.spec, p.version, p.run["attempt"]
+    job_name = b.training_job_name(p.owner, version, attempt)
+    cfg = b.build_job_config(spec, p.owner, "train", version, attempt, stored_under_uid(p.owner, p.run))
+    p.out.apply.append(b.build_config_map(p.owner, job_name, cfg, "training", spec.version_hash))
+    if spec.workers > 1:
+        p.out.apply.append(b.build_workers_service(p.owner, job_name, version))
+    p.out.create_only.append(b.build_training_job(spec, p.owner, p.images, version, attempt))
+    job = p.take_job("train")
+    phase = "Training" if attempt == 1 else "Retraining"
+    wait = _wait_for(p, job, job_name, "Trained", phase, "Evaluating",
+                     f"{version}: training attempt {attempt} of {spec.max_retrains + 1} ({job_name})")
+    if wait is not None:
+        return wait
+    decision = policy.after_training(spec, attempt, job.report if job.succeeded or job.report else None,
+                                     job.failure_reason, job.failure_message)
+    trained = dict(job.report.metrics) if job.report and job.report.succeeded else {}
+    if isinstance(decision, policy.Compress):
+        p.run["metrics"] = trained
+        p.condition("Trained", True, "TrainingSucceeded", f"{version}: attempt {attempt} trained")
+        p.condition("Evaluated", True, "ThresholdMet", f"{version}: {decision.message}")
+        p.condition("Compressed", False, "Compressing", f"{version}: {spec.compression_method}")
+        p.record(version, outcome="Compressing", attempts=attempt, metrics=trained)
+        p.event("Normal", "Evaluated", f"{version}: {decision.message}")
+        return Next("compress")
+    if isinstance(decision, policy.Retrain):
+        p.run.update(attempt=decision.attempt, seed=b.attempt_seed(p.owner, version, decision.attempt))
+        p.record(version, outcome="Training", attempts=decision.attempt, metrics=trained or None)
+        p.condition("Trained", False, "Retraining", f"{version}: attempt {decision.attempt}")
+        p.condition("Evaluated", False, decision.reason, decision.message)
+        p.event("Warning", decision.reason, f"{version}: {decision.message}")
+        return Next("train")
+    p.condition("Trained" if decision.reason != "RetrainsExhausted" else "Evaluated", False,
+                decision.reason, decision.message)
+    return _fail(p, decision, trained)
+
+
+def _compress(p: Pass) -> Transition:
+    spec, version = p.spec, p.version
+    job_name = b.compression_job_name(p.owner, version)
+    cfg = b.build_job_config(spec, p.owner, "compress", version, 1, stored_under_uid(p.owner, p.run))
+    p.out.apply.append(b.build_config_map(p.owner, job_name, cfg, "compression", spec.version_hash))
+    p.out.create_only.append(b.build_compression_job(spec, p.owner, p.images, version))
+    job = p.take_job("compress")
+    wait = _wait_for(p, job, job_name, "Compressed", "Compressing", "Compressing",
+                     f"{version}: {spec.compression_method} compression ({job_name})")
+    if wait is not None:
+        return wait
+    trained_value = (p.run.get("metrics") or {}).get(spec.metric)
+    decision = policy.after_compression(spec, job.report, trained_value if trained_value is not None else 0.0,
+                                        job.failure_message)
+    if not isinstance(decision, policy.Serve):
+        p.condition("Compressed", False, decision.reason, decision.message)
+        return _fail(p, decision, None)
+    metrics = dict(p.run.get("metrics") or {})
+    if job.report and job.report.succeeded:
+        metrics.update({f"compressed{k[0].upper()}{k[1:]}": v for k, v in job.report.metrics.items()})
+        for key in ("ratio", "float32Bytes", "compressedBytes"):
+            if isinstance(job.report.compression.get(key), (int, float)):
+                metrics[f"compression{key[0].upper()}{key[1:]}"] = float(job.report.compression[key])
+    p.run.update(metrics=metrics, servable=decision.servable)
+    p.condition("Compressed", decision.servable == "tflite", decision.reason, f"{version}: {decision.message}")
+    # Recorded now, not on deployment: a pin can hold the rollout, and the version must be pinnable.
+    p.record(version, outcome="Deploying", metrics=metrics, servable=decision.servable)
+    p.event("Normal" if decision.servable == "tflite" else "Warning", decision.reason,
+            f"{version}: {decision.message}")
+    return Next("serve")
+
+
+# Stage name -> the function deciding it. A new stage is a new function and a new row.
+STAGES: dict[str, Callable[[Pass], Transition]] = {"train": _train, "compress": _compress}
+
+
+def _wait_for(p: Pass, job: JobState | None, job_name: str, condition_type: str, phase: str,
+              report_phase: str, message: str) -> Stop | None:
+    """A stage Job not finished yet (or finished with its report not read yet): the stage waits."""
+    if job is None or job.active:
+        message += job.waiting_note(p.spec.queue_name) if job else ""
+        if job is not None:
+            message = _watch_start(p, job, message, condition_type, phase)
+            message = _restart_for_placement(p.out, job, job_name, p.spec, message)
+        return Stop(phase, message)
+    if job.succeeded and job.report is None and not job.failure_reason:
+        return Stop(report_phase, f"{p.version}: waiting for the stage report of {job_name}")
+    return None
+
+
+def _fail(p: Pass, decision: policy.Fail, metrics: dict | None) -> Transition:
+    version = p.version
+    p.run.update(reason=decision.reason, message=f"{version}: {decision.message}")
+    p.record(version, outcome="Failed", finishedAt=p.now, message=f"{decision.reason}: {decision.message}",
+             metrics=metrics or None)
+    p.event("Warning", decision.reason, f"{version}: {decision.message}")
+    return Next("failed")
+
+
+# --- serving: runs whatever the pipeline is doing, so the current version serves while a new one trains
+
+def _serve(p: Pass) -> str | None:
+    """Keep the serving objects on the version that should serve; returns that version (None: none yet)."""
+    target, servable = _serving_target(p.spec, p.run, p.history, p.served)
+    if p.spec.pinned_version and target is None:
+        unknown = (f"serving.modelVersion {p.spec.pinned_version} was never deployed; known: "
+                   + (", ".join(h["version"] for h in p.history if h.get("servable")) or "none"))
+        if p.changed("Ready", unknown):   # on change, not every pass
+            p.event("Warning", "UnknownVersion", f"serving.modelVersion {p.spec.pinned_version} was never deployed")
+        p.condition("Ready", False, "UnknownVersion", unknown)
+    if target is None:
+        return None
+    spec, deployment = p.spec, p.observed.deployment
+    stored = p.run if p.run["version"] == target else p.entry(target)
+    wanted, unwanted = b.build_serving_objects(spec, p.owner, p.images, target, servable,
+                                               stored_under_uid(p.owner, stored))
+    p.out.apply.extend(wanted)
+    if spec.autoscaling and deployment is not None and deployment.replicas_applied_by_us:
+        # Applying without spec.replicas would drop it to the default of 1 before the HPA acts:
+        # the documented hand-over keeps the current count under another manager first.
+        p.out.handover.append(b.build_replicas_handover(p.owner, deployment.desired))
+    # An HPA or PDB becomes unwanted only through a spec change (seen by this pass, or made while
+    # the operator was down): deleting on every pass would cost two requests each time for nothing.
+    if p.generation != (p.body.get("status") or {}).get("observedGeneration"):
+        p.out.delete.extend(unwanted)
+    _watch_rollout(p, target, servable)
+    return target
+
+
+def _watch_rollout(p: Pass, target: str, servable: str) -> None:
+    deployment = p.observed.deployment
+    if deployment is None or deployment.version != target or not deployment.rolled_out:
+        progress = (f" ({deployment.updated}/{deployment.desired} updated, {deployment.available} available)"
+                    if deployment is not None and deployment.version == target else "")
+        p.condition("Deployed", False, "RollingOut", f"rolling out {target}{progress}")
+        if p.run["stage"] in ("serve", "done") or p.spec.pinned_version:
+            p.phase, p.message = "Deploying", f"rolling out {target}{progress}"
+        return
+    if p.served != target:
+        p.event("Normal", "Deployed", f"{target} is serving ({deployment.ready_text} replicas ready)")
+    p.served = target
+    p.condition("Deployed", True, "RolledOut", f"{target} rolled out")
+    if p.run["stage"] == "serve" and p.run["version"] == target:
+        p.run["stage"] = "done"
+        p.record(target, outcome="Deployed", deployedAt=p.now, finishedAt=p.now, servable=servable)
+        for h in p.history:
+            if h.get("outcome") == "Deployed" and h["version"] != target:
+                h["outcome"] = "Superseded"
+
+
+def _summarise(p: Pass, target: str | None) -> None:
+    """The phase of a run the stages left alone: done, passed but held by a pin, or failed."""
+    stage, served = p.run["stage"], p.served
+    if stage == "done" and p.phase == "Pending":
+        p.phase, p.message = "Ready", f"{served or p.version} is serving"
+    if stage == "serve" and target and target != p.version and p.phase == "Pending":
+        p.phase, p.message = "Ready", (f"{served or target} is serving, pinned by serving.modelVersion; {p.version} "
+                                       "passed and rolls out once the pin is removed or set to it")
+    if stage == "failed":
+        p.phase = "Failed"
+        p.message = p.run.get("message", "") + (f"; still serving {served}" if served else "")
+
+
+def _keep_off_foreign(p: Pass) -> None:
+    for way in _make_way(p.out, p.observed.in_the_way):
         type_ = CONDITION_OF_COMPONENT.get(way.component, "Ready")
-        if (get_condition(before, type_) or {}).get("message") != way.message:
-            event("Warning", "NameConflict", way.message)
-        condition(type_, False, "NameConflict", way.message)
-        if phase != "Failed":
-            message = way.message
+        if p.changed(type_, way.message):
+            p.event("Warning", "NameConflict", way.message)
+        p.condition(type_, False, "NameConflict", way.message)
+        if p.phase != "Failed":
+            p.message = way.message
 
-    ready_replicas = deployment.ready if deployment else 0
-    desired = deployment.desired if deployment else 0
-    # Ready means the rollout is complete, as `kubectl rollout status` judges it: not one replica of two.
+
+def _judge_ready(p: Pass, target: str | None) -> None:
+    """Ready means the rollout is complete, as `kubectl rollout status` judges it: not one replica of two."""
+    served, deployment, pinned = p.served, p.observed.deployment, p.spec.pinned_version
     complete = (bool(served) and deployment is not None and deployment.version == served and deployment.rolled_out
-                and desired > 0)
-    is_ready = complete and (not spec.pinned_version or served == spec.pinned_version)
-    if not (spec.pinned_version and target is None):
-        condition("Ready", is_ready, "Serving" if is_ready else "NotServing",
-                  f"{served} serving, {deployment.ready_text} replicas ready" if is_ready
-                  else _not_ready_message(served, target, deployment))
-    if phase == "Ready" and not is_ready:
-        phase, message = "Deploying", f"waiting for ready replicas of {served}"
+                and deployment.desired > 0)
+    is_ready = complete and (not pinned or served == pinned)
+    if not (pinned and target is None):
+        p.condition("Ready", is_ready, "Serving" if is_ready else "NotServing",
+                    f"{served} serving, {deployment.ready_text} replicas ready" if is_ready
+                    else _not_ready_message(served, target, deployment))
+    if p.phase == "Ready" and not is_ready:
+        p.phase, p.message = "Deploying", f"waiting for ready replicas of {served}"
 
+
+def _write_status(p: Pass) -> None:
+    status, deployment, served = p.status, p.observed.deployment, p.served
     status.update(
-        phase=phase, message=message, observedGeneration=generation, latestVersion=version,
-        attempts=run["attempt"], pipeline=run, conditions=conditions, history=history,
-        replicas=deployment.replicas if deployment else 0, readyReplicas=ready_replicas,
-        ready=deployment.ready_text if deployment else "0/0", selector=",".join(f"{k}={v}" for k, v in b.serving_selector(owner).items()),
+        phase=p.phase, message=p.message, observedGeneration=p.generation, latestVersion=p.version,
+        attempts=p.run["attempt"], pipeline=p.run, conditions=p.conditions, history=p.history,
+        replicas=deployment.replicas if deployment else 0, readyReplicas=deployment.ready if deployment else 0,
+        ready=deployment.ready_text if deployment else "0/0",
+        selector=",".join(f"{k}={v}" for k, v in b.serving_selector(p.owner).items()),
     )
     if served:
         status["modelVersion"] = served
-        entry = next((h for h in history if h.get("version") == served), {})
-        status["metrics"] = dict(entry.get("metrics") or {})
-        value = status["metrics"].get(spec.metric)
-        status["metricSummary"] = f"{spec.metric}={value:.4g}" if value is not None else ""
-        status["endpoint"] = b.endpoint(owner, images.cluster_domain)
-    if status.get("phase") != (body.get("status") or {}).get("phase"):
-        event("Normal" if phase != "Failed" else "Warning", f"Phase{phase}", message or phase)
-    out.status = status
-    return out
+        status["metrics"] = dict(p.entry(served).get("metrics") or {})
+        value = status["metrics"].get(p.spec.metric)
+        status["metricSummary"] = f"{p.spec.metric}={value:.4g}" if value is not None else ""
+        status["endpoint"] = b.endpoint(p.owner, p.images.cluster_domain)
+    if status.get("phase") != (p.body.get("status") or {}).get("phase"):
+        p.event("Normal" if p.phase != "Failed" else "Warning", f"Phase{p.phase}", p.message or p.phase)
+    p.out.status = status
 
 
 def trim_history(history: list[dict[str, Any]], keep: set[str | None], limit: int) -> list[dict[str, Any]]:
@@ -460,20 +557,19 @@ def _restart_for_placement(out: Plan, job: JobState, job_name: str, spec: Spec, 
     return f"{message}: restarting it with the new placement"
 
 
-def _watch_start(out: Plan, job: JobState, message: str, condition_type: str, normal_reason: str,
-                 condition, event, status: Mapping[str, Any]) -> str:
+def _watch_start(p: Pass, job: JobState, message: str, condition_type: str, normal_reason: str) -> str:
     """An active stage Job: say why its pods do not start (once per new reason), and look again soon."""
     if job.starting:
-        out.recheck_after_s = RECHECK_STARTING_S
-    before = (get_condition(status.get("conditions") or [], condition_type) or {}).get("reason")
+        p.out.recheck_after_s = RECHECK_STARTING_S
+    before = (get_condition(p.before, condition_type) or {}).get("reason")
     if job.stuck is None:
         if before not in (None, normal_reason, "Training", "Retraining", "Compressing"):
-            condition(condition_type, False, normal_reason, message)   # the earlier trouble has cleared
+            p.condition(condition_type, False, normal_reason, message)   # the earlier trouble has cleared
         return message
     message = f"{message}: not running: {job.stuck.message}"
-    condition(condition_type, False, job.stuck.reason, message)
+    p.condition(condition_type, False, job.stuck.reason, message)
     if before != job.stuck.reason:
-        event("Warning", job.stuck.reason, message)
+        p.event("Warning", job.stuck.reason, message)
     return message
 
 
@@ -484,14 +580,6 @@ def _not_ready_message(served: str | None, target: str | None, deployment: Deplo
         return f"{served or target} is scaled to 0 replicas"
     return (f"rolling out {deployment.version}: {deployment.updated}/{deployment.desired} updated, "
             f"{deployment.available} available, {deployment.ready_text} ready")
-
-
-def _fail(run: dict, decision: policy.Fail, version: str, record, event, now: str,
-          metrics: dict | None) -> None:
-    run.update(stage="failed", reason=decision.reason, message=f"{version}: {decision.message}")
-    record(version, outcome="Failed", finishedAt=now, message=f"{decision.reason}: {decision.message}",
-           metrics=metrics or None)
-    event("Warning", decision.reason, f"{version}: {decision.message}")
 
 
 def _serving_target(spec: Spec, run: Mapping[str, Any], history: list[Mapping[str, Any]],
