@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Mapping
 from kubernetes.client.exceptions import ApiException
 
 from . import builders as b
-from . import claims
+from . import canary, claims
 from . import constants as c
 from . import pipeline
 from .cleanup import finalizer_patch, plan_cleanup
@@ -155,6 +155,8 @@ class Reconciler:
             self.post_event(body, kind, reason, message)
         if plan.recheck_after_s:   # pods are not watched: look again while a stage Job's pods start
             self.requeue(namespace, name, plan.recheck_after_s)
+        if plan.clear_rollout_request is not None:   # last: the status already says what the request did
+            self.kube.json_patch(c.KIND, namespace, name, canary.json_patch_clearing(plan.clear_rollout_request))
 
     def _set_finalizer(self, body: Mapping[str, Any], present: bool) -> None:
         patch = finalizer_patch(body["metadata"], c.FINALIZER, present)
@@ -190,6 +192,8 @@ class Reconciler:
         elif run["stage"] == "compress":
             observed.compression_job = children.job(b.compression_job_name(owner, run["version"]), run["specHash"])
         observed.deployment = children.deployment()
+        # Read whatever the strategy: a canary outlives a switch to Replace until the stable one has rolled out.
+        observed.canary = children.deployment(b.canary_name(owner))
         return observed
 
     def _write_invalid(self, body: Mapping[str, Any], message: str, now: str) -> None:
