@@ -16,7 +16,7 @@ def test_every_example_applies_and_get_shows_the_columns(crd, namespace):
         kubectl("apply", "-n", namespace, "-f", str(path))
     out = kubectl("get", "md", "-n", namespace).stdout
     header = out.splitlines()[0].split()
-    assert header == ["NAME", "PHASE", "VERSION", "METRIC", "READY", "URL", "AGE"]
+    assert header == ["NAME", "PHASE", "VERSION", "METRIC", "READY", "LIVE", "URL", "AGE"]
     names = {line.split()[0] for line in out.splitlines()[1:]}
     assert names == {yaml.safe_load(p.read_text())["metadata"]["name"] for p in EXAMPLES}
 

@@ -1,11 +1,10 @@
 """The canary stage of the plan, scenario by scenario: v1 serves, v2 passes compression and is judged live."""
-from types import SimpleNamespace
-
 import pytest
 
 from modelops_contracts.live import LiveFigures
 from modelops_operator import builders as b
 from modelops_operator import canary as k
+from modelops_operator import live
 from modelops_operator import pipeline as p
 from modelops_operator.conditions import get_condition
 from modelops_operator.spec import parse
@@ -35,7 +34,7 @@ def reading(canary_value=None, stable_value=0.9, **canary):
     versions = {"v1": figures("v1", stable_value, pairs=2000, requests=4000)}
     if canary_value is not None:
         versions["v2"] = figures("v2", canary_value, **canary)
-    return SimpleNamespace(versions=versions)   # what the reader hands the plan: figures per version
+    return live.Reading(at=T0, versions=versions)
 
 
 def canary_state(version="v2", ready=1, rolled=True):
@@ -93,7 +92,7 @@ def test_a_version_that_passed_compression_starts_as_a_canary_beside_the_stable_
     assert "every canary pod to be ready" in status["message"]
     assert get_condition(status["conditions"], "Canary")["status"] == "Unknown"
     assert get_condition(status["conditions"], "Ready")["status"] == "True"   # v1 serves throughout
-    assert plan.recheck_after_s == p.CANARY_PERIOD_S and plan.delete == []
+    assert plan.recheck_after_s == 60 and plan.delete == []
 
 
 def test_a_better_canary_is_promoted_and_retired_only_once_the_stable_deployment_runs_it(md):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from modelops_contracts import jobconfig
+from modelops_contracts.feedback import feedback_dir
 from modelops_contracts.report import PERMANENT_EXIT_CODES
 
 from . import constants as c
@@ -149,10 +150,11 @@ def artifact_path(owner: Owner, version: str) -> str:
 # --- training and compression ------------------------------------------------------------
 
 def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt: int,
-                     uid: str | None = None) -> jobconfig.JobConfig:
+                     uid: str | None = None, feedback: bool = False) -> jobconfig.JobConfig:
     """The contract the training image reads, derived from the spec (never the reverse).
 
     `uid`: the owner's uid when the version lives in the resource's own directory (see artifact_path).
+    `feedback`: train on the collected feedback too (a version started by a quality drop, spec.monitoring).
     """
     params = dict(spec.model_params or {})
     return jobconfig.JobConfig(
@@ -173,6 +175,9 @@ def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt
         compression=jobconfig.CompressionSpec(method=spec.compression_method,
                                               pruning_sparsity=spec.pruning_sparsity if spec.pruning_enabled else 0.0),
         storage_root=storage_root(spec),
+        feedback=jobconfig.FeedbackSource(
+            directory=str(feedback_dir(storage_root(spec), owner.namespace, owner.name, uid)),
+            max_share=spec.feedback_max_share) if feedback and stage == "train" else None,
     )
 
 
@@ -330,6 +335,11 @@ def serving_selector(owner: Owner) -> dict[str, str]:
     return {"app.kubernetes.io/instance": owner.name, "app.kubernetes.io/component": "serving"}
 
 
+def serving_label_selector(owner: Owner) -> str:
+    """serving_selector as a label selector string (status.selector, listing the serving pods)."""
+    return ",".join(f"{k}={v}" for k, v in serving_selector(owner).items())
+
+
 def serving_env(spec: Spec, owner: Owner, version: str, servable: str) -> list[dict[str, str]]:
     """The serving image's environment contract (see docs/serving.md)."""
     return [{"name": "MODELOPS_MODEL_DIR", "value": f"{c.MODELS_MOUNT}/{version}"},
@@ -356,8 +366,9 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
     image = spec.serving_image or images.serving
     pod_labels = {**labels(owner, "serving"), c.LABEL_VERSION: version}
     probe = {"httpGet": {"port": "http"}, "periodSeconds": 5, "timeoutSeconds": 2}
-    volumes, mounts = _claim_volumes(spec, read_only_storage=True)
-    storage_mounts = [m for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
+    # With monitoring the server writes feedback to the claim: the volume is writable, each mount says.
+    volumes, mounts = _claim_volumes(spec, read_only_storage=not spec.monitoring_enabled)
+    storage_mounts = [{**m, "readOnly": True} for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": serving_selector(owner)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -398,6 +409,8 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
             },
         },
     }
+    if spec.monitoring_enabled:
+        _keep_feedback(deployment_spec["template"]["spec"]["containers"][0], spec, owner, uid)
     with_identity(deployment_spec["template"]["spec"], spec, service_account=spec.serving_service_account,
                   env=spec.serving_env, env_from=spec.serving_env_from)
     if not spec.autoscaling:
@@ -429,6 +442,17 @@ def build_canary_deployment(spec: Spec, owner: Owner, images: Images, version: s
     deployment["spec"]["template"]["metadata"]["labels"][c.LABEL_TRACK] = c.TRACK_CANARY
     deployment["spec"]["replicas"] = spec.rollout.replicas
     return deployment
+def _keep_feedback(container: dict[str, Any], spec: Spec, owner: Owner, uid: str | None) -> None:
+    """The server keeps joined feedback in the model's feedback directory (the trainer made it, owned by the
+    pods' user), and names itself in prediction ids so any replica can forward feedback to the right one."""
+    sub = str(feedback_dir(spec.storage_subpath, owner.namespace, owner.name, uid))
+    container["env"] += [
+        {"name": "MODELOPS_FEEDBACK_DIR", "value": c.FEEDBACK_MOUNT},
+        {"name": "MODELOPS_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "MODELOPS_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "MODELOPS_ID_KEY", "value": owner.uid}]
+    # pvc-0: _claim_volumes puts the storage claim first.
+    container["volumeMounts"].append({"name": "pvc-0", "mountPath": c.FEEDBACK_MOUNT, "subPath": sub})
 
 
 def build_replicas_handover(owner: Owner, replicas: int) -> dict[str, Any]:

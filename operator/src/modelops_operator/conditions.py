@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-CONDITION_TYPES = ("Trained", "Evaluated", "Compressed", "Deployed", "Ready")
+CONDITION_TYPES = ("Trained", "Evaluated", "Compressed", "Deployed", "Ready", "LiveQuality")
 
 
 def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool | None, reason: str,

@@ -38,6 +38,8 @@ DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 PVC_ROOT = "/mnt/pvc"
 CONFIG_MOUNT = "/etc/modelops"
 MODELS_MOUNT = "/models"
+# Where a serving pod sees its model's feedback directory (spec.monitoring), as docs/serving.md says.
+FEEDBACK_MOUNT = "/var/lib/modelops/feedback"
 WORKER_PORT = 2222
 SERVING_PORT = 8080
 SERVING_GRPC_PORT = 9000   # the Open Inference Protocol over gRPC, on the pod and the Service

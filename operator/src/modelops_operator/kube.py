@@ -153,6 +153,13 @@ class Kube:
         result = self._call("GET", f"/api/v1/namespaces/{namespace}/events", query=[("fieldSelector", selector)])
         return result.get("items") or []
 
+    def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str) -> bytes:
+        """GET a pod's own HTTP endpoint through the API server (RBAC: get pods/proxy), whatever the
+        NetworkPolicy between the operator and the pod; short timeouts, one slow replica must not hold a pass."""
+        response = client.CoreV1Api(self.api).connect_get_namespaced_pod_proxy_with_path(
+            f"{pod}:{port}", namespace, path, _preload_content=False, _request_timeout=(3, 5))
+        return response.data
+
     def create_event(self, namespace: str, event: Mapping[str, Any]) -> dict[str, Any]:
         return self._call("POST", f"/api/v1/namespaces/{namespace}/events", body=event)
 

@@ -17,7 +17,7 @@ from modelops_contracts.report import REASON_BY_EXIT_CODE, ReportError, StageRep
 
 from . import builders as b
 from . import constants as c
-from . import canary, policy
+from . import canary, live, monitoring, policy
 from .conditions import get_condition, set_condition
 from .ownership import FOREIGN, InTheWay
 from .spec import Spec
@@ -71,9 +71,9 @@ class Observed:
     deployment: DeploymentState | None = None
     # Objects holding the names of children this plan wants, and not ours (see ownership.py).
     in_the_way: dict[tuple[str, str], InTheWay] = field(default_factory=dict)
+    # The serving replicas' figures, when read this pass (spec.monitoring, or a canary being judged).
+    live: live.Reading | None = None
     canary: DeploymentState | None = None      # the canary Deployment, when there is one of ours
-    # The serving replicas' figures per version (`.versions`: version -> aggregated LiveFigures), when read.
-    live: Any = None
 
 
 @dataclass
@@ -196,12 +196,21 @@ def current_run(status: Mapping[str, Any], spec: Spec, now: str, owner: b.Owner)
             and not _identity_fixes(run, spec)):
         run["specHash"] = spec.version_hash   # a run recorded under the legacy hash carries on
         return run, False
-    known = [version_number(status.get("latestVersion")), version_number(run.get("version"))]
+    return new_run(status, spec, now, owner), True
+
+
+def new_run(status: Mapping[str, Any], spec: Spec, now: str, owner: b.Owner,
+            trigger: str | None = None) -> dict[str, Any]:
+    """The next version's run; `trigger` QualityDrop: trained on the original data plus the collected feedback."""
+    known = [version_number(status.get("latestVersion")), version_number((status.get("pipeline") or {}).get("version"))]
     known += [version_number(h.get("version")) for h in status.get("history") or []]
     version = f"v{max(known) + 1}"
-    return {"version": version, "attempt": 1, "stage": "train", "specHash": spec.version_hash,
-            "identityHash": spec.identity_hash, "startedAt": now, "seed": b.attempt_seed(owner, version, 1),
-            "artifactPath": b.artifact_path(owner, version)}, True
+    run = {"version": version, "attempt": 1, "stage": "train", "specHash": spec.version_hash,
+           "identityHash": spec.identity_hash, "startedAt": now, "seed": b.attempt_seed(owner, version, 1),
+           "artifactPath": b.artifact_path(owner, version)}
+    if trigger:
+        run.update(trigger=trigger, feedback=True)
+    return run
 
 
 def stored_under_uid(owner: b.Owner, entry: Mapping[str, Any]) -> str | None:
@@ -288,7 +297,8 @@ class Pass:
 def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Images, now: str) -> Plan:
     p = Pass(body, spec, observed, images, now)
     if p.is_new:
-        _start_version(p)
+        _start_version(p, p.status.get("pipeline") or {}, f"spec generation {p.generation}")
+    _monitor(p)
     _run_stages(p)
     target = _serve(p)
     _retire_canary(p, target)
@@ -300,9 +310,9 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
     return p.out
 
 
-def _start_version(p: Pass) -> None:
+def _start_version(p: Pass, old: Mapping[str, Any], why: str) -> None:
     """A new version: supersede the unfinished one, expire old stage objects, start training."""
-    old, version = p.status.get("pipeline") or {}, p.version
+    version = p.version
     if old.get("version") and old.get("stage") not in ("done", "failed"):
         p.record(old["version"], outcome="Superseded", finishedAt=p.now,
                  message=f"the spec changed; superseded by {version}")
@@ -313,10 +323,69 @@ def _start_version(p: Pass) -> None:
     if expired:
         p.out.delete.extend(_stage_objects(p.owner, expired["version"], expired.get("attempts") or 1))
     p.record(version, outcome="Training", startedAt=p.now, attempts=1, artifactPath=p.run["artifactPath"])
-    p.event("Normal", "VersionStarted", f"{version}: training started (spec generation {p.generation})")
+    p.event("Normal", "VersionStarted", f"{version}: training started ({why})")
     p.condition("Trained", False, "Training", f"{version}: training attempt 1")
     p.condition("Evaluated", None, "Pending", f"{version}: waiting for training")
     p.condition("Compressed", None, "Pending", f"{version}: waiting for evaluation")
+
+
+# --- live quality (spec.monitoring): publish what the replicas measured, act on a drop ---------
+
+def _monitor(p: Pass) -> None:
+    """status.live and the LiveQuality condition from this pass's reading (none: not due, keep the last);
+    a drop becomes an Alert or the next version (monitoring.decide says which, and why)."""
+    if not p.spec.monitoring_enabled:
+        p.status.pop("live", None)
+        p.conditions = [x for x in p.conditions if x.get("type") != "LiveQuality"]
+        return
+    reading = p.observed.live
+    if reading is None:
+        return
+    served = p.served
+    p.status["live"] = live.status_of(reading, served)
+    busy = p.version if p.run["stage"] not in ("done", "failed") else None
+    decision = monitoring.decide(monitoring.Monitoring.of(p.spec), reading.versions.get(served or ""),
+                                 now=live.parse_time(p.now), retrains=_automatic_retrains(p.history), busy=busy)
+    message = f"{served}: {decision.message}" if served else decision.message
+    if reading.failures:
+        message += f"; not answering: {p.status['live']['unreachable']}"
+    # On change only, where a drop of a newly served version is a change too.
+    old, last = get_condition(p.before, "LiveQuality") or {}, (p.body.get("status") or {}).get("live") or {}
+    changed = ((old.get("status"), old.get("reason"), last.get("version"))
+               != (_condition_text(decision.quality), decision.reason, served))
+    p.condition("LiveQuality", decision.quality, decision.reason, message)
+    if decision.action == monitoring.RETRAIN:
+        _retrain(p, decision, message)
+    elif changed:
+        p.event("Warning" if decision.quality is False else "Normal", decision.reason, message)
+    if decision.action != monitoring.NONE and (changed or decision.action == monitoring.RETRAIN) and served:
+        p.record(served, liveDecision={"action": decision.action, "reason": decision.reason, "message": message,
+                                       "at": p.now, "figures": _present(decision.figures)})
+
+
+def _retrain(p: Pass, decision: monitoring.Decision, message: str) -> None:
+    """The next version, on the original data plus the collected feedback (same spec, same hash)."""
+    old = p.run
+    p.run = new_run(p.status, p.spec, p.now, p.owner, trigger="QualityDrop")
+    p.version = p.run["version"]
+    p.event("Warning", decision.reason, message)
+    _start_version(p, old, f"on the collected feedback after {decision.reason} of {p.served}")
+    p.record(p.version, trigger="QualityDrop", triggerReason=decision.reason, triggerMessage=message,
+             figures=_present(decision.figures))
+
+
+def _automatic_retrains(history: list[dict[str, Any]]) -> list[float]:
+    return [live.parse_time(h["startedAt"]) for h in history
+            if h.get("trigger") == "QualityDrop" and h.get("startedAt")]
+
+
+def _present(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Without absent figures: status has no nulls."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _condition_text(ok: bool | None) -> str:
+    return "Unknown" if ok is None else ("True" if ok else "False")
 
 
 # Stages advance within one pass when a decision is already possible; a bound, since a stage
@@ -341,7 +410,8 @@ def _run_stages(p: Pass) -> None:
 def _train(p: Pass) -> Transition:
     spec, version, attempt = p.spec, p.version, p.run["attempt"]
     job_name = b.training_job_name(p.owner, version, attempt)
-    cfg = b.build_job_config(spec, p.owner, "train", version, attempt, stored_under_uid(p.owner, p.run))
+    cfg = b.build_job_config(spec, p.owner, "train", version, attempt, stored_under_uid(p.owner, p.run),
+                             feedback=bool(p.run.get("feedback")))
     p.out.apply.append(b.build_config_map(p.owner, job_name, cfg, "training", spec.version_hash))
     if spec.workers > 1:
         p.out.apply.append(b.build_workers_service(p.owner, job_name, version))
@@ -409,10 +479,6 @@ def _compress(p: Pass) -> Transition:
 
 # --- canary (serving.rollout.strategy Canary): the new version beside the stable one, judged live
 
-# How often a canary is judged when nothing else happens (the live figures are read on each pass).
-CANARY_PERIOD_S = 30.0
-
-
 def _canary(p: Pass) -> Transition:
     """Serve the new version from the canary Deployment and judge it against the stable one; Replace, a pin
     and a first version (nothing stable to compare with) go straight to serving."""
@@ -425,7 +491,7 @@ def _canary(p: Pass) -> Transition:
     manual, _ = canary.manual_request(_annotations(p))
     if manual:
         p.out.clear_rollout_request = _annotations(p)[canary.ANNOTATION]
-    versions = getattr(p.observed.live, "versions", None) or {}
+    versions = p.observed.live.versions if p.observed.live is not None else {}
     verdict = canary.judge(spec.rollout, versions.get(version), versions.get(stable),
                            ready_for_s=_canary_ready_for(p), age_s=_seconds(p.run["canaryStartedAt"], p.now),
                            manual=manual)
@@ -440,7 +506,7 @@ def _canary(p: Pass) -> Transition:
         return Next("serve")
     if verdict.action == canary.ABORT:
         return _reject(p, verdict)
-    p.out.recheck_after_s = CANARY_PERIOD_S
+    p.out.recheck_after_s = spec.monitoring_period_s   # judged each period (the figures are read on each pass)
     message = f"{version}: canary beside {stable}: {verdict.message}"
     if verdict.action == canary.HOLD:
         if (get_condition(p.before, "Canary") or {}).get("reason") != verdict.reason:
@@ -637,7 +703,7 @@ def _write_status(p: Pass) -> None:
         attempts=p.run["attempt"], pipeline=p.run, conditions=p.conditions, history=p.history,
         replicas=deployment.replicas if deployment else 0, readyReplicas=deployment.ready if deployment else 0,
         ready=deployment.ready_text if deployment else "0/0",
-        selector=",".join(f"{k}={v}" for k, v in b.serving_selector(p.owner).items()),
+        selector=b.serving_label_selector(p.owner),
     )
     if served:
         status["modelVersion"] = served

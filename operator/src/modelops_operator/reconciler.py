@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from . import builders as b
 from . import canary, claims
 from . import constants as c
+from . import live
 from . import pipeline
 from .cleanup import finalizer_patch, plan_cleanup
 from .children import Children
@@ -139,6 +140,7 @@ class Reconciler:
         run, _ = pipeline.current_run(body.get("status") or {}, spec, now, owner)
         children = Children(self.kube, owner)
         observed = self._observe(children, run)
+        observed.live = self._read_live(body, spec, owner, now, judging_canary=run["stage"] == "canary")
         plan = pipeline.plan(body, spec, observed, self.images, now)
         observed.in_the_way = children.in_the_way(plan.apply + plan.create_only)
         if observed.in_the_way:   # plan again, kept off names others hold
@@ -155,8 +157,22 @@ class Reconciler:
             self.post_event(body, kind, reason, message)
         if plan.recheck_after_s:   # pods are not watched: look again while a stage Job's pods start
             self.requeue(namespace, name, plan.recheck_after_s)
+        if spec.monitoring_enabled and plan.status.get("modelVersion"):   # the next read of live figures
+            self.requeue(namespace, name, live.due(plan.status, spec.monitoring_period_s, now)
+                         or spec.monitoring_period_s)
         if plan.clear_rollout_request is not None:   # last: the status already says what the request did
             self.kube.json_patch(c.KIND, namespace, name, canary.json_patch_clearing(plan.clear_rollout_request))
+
+    def _read_live(self, body: Mapping[str, Any], spec: Spec, owner: b.Owner, now: str,
+                   judging_canary: bool) -> live.Reading | None:
+        """The serving replicas' live figures, once per monitoring period (None: not due, or nothing serves);
+        on every pass while a canary is judged, whatever spec.monitoring says: its decision rests on them."""
+        status = body.get("status") or {}
+        due = spec.monitoring_enabled and live.due(status, spec.monitoring_period_s, now) == 0
+        if not status.get("modelVersion") or not (due or judging_canary):
+            return None
+        pods = live.ready_pods(self.kube.list("Pod", owner.namespace, b.serving_label_selector(owner)))
+        return live.read(self.kube, owner.namespace, pods, now)
 
     def _set_finalizer(self, body: Mapping[str, Any], present: bool) -> None:
         patch = finalizer_patch(body["metadata"], c.FINALIZER, present)

@@ -74,6 +74,17 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "serving_service_account": ("serving.serviceAccountName", None),
     "serving_env": ("serving.env", None),
     "serving_env_from": ("serving.envFrom", None),
+    "monitoring_enabled": ("monitoring.enabled", False),
+    "monitoring_period_s": ("monitoring.periodSeconds", 60),
+    "monitoring_min_pairs": ("monitoring.minPairs", 200),
+    "monitoring_threshold_min": ("monitoring.threshold.min", None),
+    "monitoring_threshold_max": ("monitoring.threshold.max", None),
+    "monitoring_drift_bound": ("monitoring.driftBound", None),
+    "monitoring_cooldown_s": ("monitoring.cooldownSeconds", 3600),
+    "monitoring_max_retrains": ("monitoring.maxRetrainsPerWindow", 3),
+    "monitoring_window_s": ("monitoring.windowSeconds", 86400),
+    "on_quality_drop": ("monitoring.onQualityDrop", "Retrain"),
+    "feedback_max_share": ("monitoring.feedbackMaxShare", 0.2),
     "storage_uri": ("storage.uri", None),
     "delete_artifacts": ("storage.deleteOnModelDeletion", False),
     "pod_security_context": ("podSecurityContext", None),
@@ -170,6 +181,17 @@ class Spec:
     serving_service_account: str | None
     serving_env: list | None
     serving_env_from: list | None
+    monitoring_enabled: bool
+    monitoring_period_s: int
+    monitoring_min_pairs: int
+    monitoring_threshold_min: float | None
+    monitoring_threshold_max: float | None
+    monitoring_drift_bound: float | None
+    monitoring_cooldown_s: int
+    monitoring_max_retrains: int
+    monitoring_window_s: int
+    on_quality_drop: str
+    feedback_max_share: float
     storage_uri: str
     delete_artifacts: bool
     pod_security_context: dict | None
@@ -290,6 +312,7 @@ def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
         fail("evaluation.threshold", "evaluation.threshold.min must be used with a higher-is-better metric (r2, accuracy, auc)")
     if s.metric not in HIGHER_IS_BETTER and s.threshold_max is None:
         fail("evaluation.threshold", "evaluation.threshold.max must be used with a lower-is-better metric (mse, mae, logloss)")
+    _check_monitoring_rules(s, raw)
     if s.template == "custom" and not s.custom_module:
         fail("model.customModule", "model.customModule is required when model.template is custom")
     if s.custom_module and s.template != "custom":
@@ -319,3 +342,17 @@ def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
     if s.autoscaling and "cpu" not in ((s.serving_resources or {}).get("requests") or {}):
         fail("serving.resources.requests.cpu", "serving.resources.requests.cpu is required with serving.autoscaling "
                                                "(the autoscaler scales on CPU use as a share of the request)")
+
+
+def _check_monitoring_rules(s: Spec, raw: Mapping[str, Any]) -> None:
+    """spec.monitoring's threshold: one bound, in the evaluation metric's direction (it judges that metric)."""
+    def fail(message: str) -> None:
+        raise SpecError(f"spec.monitoring.threshold: {message}")
+
+    if (_lookup(raw, "monitoring.threshold") is not None
+            and (s.monitoring_threshold_min is None) == (s.monitoring_threshold_max is None)):
+        fail("exactly one of monitoring.threshold.min and monitoring.threshold.max must be set")
+    if s.monitoring_threshold_min is not None and s.metric not in HIGHER_IS_BETTER:
+        fail("monitoring.threshold.min must be used with a higher-is-better metric (r2, accuracy, auc)")
+    if s.monitoring_threshold_max is not None and s.metric in HIGHER_IS_BETTER:
+        fail("monitoring.threshold.max must be used with a lower-is-better metric (mse, mae, logloss)")
