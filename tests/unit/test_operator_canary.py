@@ -132,3 +132,16 @@ def test_clearing_the_annotation_is_guarded_by_the_value_read():
     assert k.json_patch_clearing("promote") == [
         {"op": "test", "path": "/metadata/annotations/modelops.io~1rollout", "value": "promote"},
         {"op": "remove", "path": "/metadata/annotations/modelops.io~1rollout"}]
+
+
+def test_figures_published_in_status_come_back_as_they_were_read_less_the_replica_names():
+    from dataclasses import replace
+
+    from modelops_operator import live as reader
+    read = {"v1": STABLE, "v2": live(value=0.88, p99=None)}
+    status = {"live": reader.status_of(reader.Reading(at="2026-12-01T12:00:00Z", versions=read), "v1")}
+    back = reader.published(status)
+    assert back == {v: replace(f, replica="") for v, f in read.items()}
+    assert judge(back["v2"], back["v1"]) == judge(read["v2"], read["v1"])
+    status["live"]["versions"]["v3"] = {"metric": "accuracy", "pairs": -1}   # malformed: left out, not fatal
+    assert set(reader.published(status)) == {"v1", "v2"} and reader.published({}) == {}

@@ -64,6 +64,7 @@ def md():
     """v1 serving with strategy Canary, and v2 (a training change) through training and compression."""
     md = body()
     serving(md)
+    md["spec"]["monitoring"] = {"enabled": True}   # the replicas keep feedback, the operator reads their figures
     step(md)
     step(md, p.Observed(training_job=finished("train", accuracy=0.95)))
     plan = step(md, p.Observed(compression_job=finished("compress", accuracy=0.95)))
@@ -246,3 +247,26 @@ def test_replace_never_makes_a_canary_or_says_so(md):
     assert md["status"]["pipeline"]["stage"] == "serve" and "canary" not in md["status"]
     assert "canaryStartedAt" not in md["status"]["pipeline"]
     assert get_condition(md["status"]["conditions"], "Canary") is None
+
+
+def test_between_two_reads_the_canary_is_judged_on_the_last_figures_published(md):
+    start_canary(md)
+    step(md, observed(canary=canary_state(), live=reading(0.95, pairs=10)), now=at(10))
+    figures = md["status"]["canary"]["figures"]
+    assert figures["canaryPairs"] == 10 and md["status"]["live"]["versions"]["v2"]["pairs"] == 10
+    plan = step(md, observed(canary=canary_state()), now=at(20))          # a pass with no read (not due)
+    assert md["status"]["canary"]["figures"] == figures and plan.events == []
+    step(md, observed(canary=canary_state()), now=at(80))                 # enough time, but still 10 pairs
+    assert md["status"]["canary"]["decision"] == k.WAIT
+    plan = step(md, observed(canary=canary_state(), live=reading(0.95)), now=at(90))
+    assert ("Normal", "CanaryPromoted") in events(plan)
+
+
+def test_without_monitoring_no_figures_are_read_and_the_canary_waits_for_a_person(md):
+    del md["spec"]["monitoring"]
+    start_canary(md)
+    step(md, observed(canary=canary_state(), live=reading(0.99)), now=at(600))
+    status = md["status"]
+    assert status["phase"] == "Canary" and "live" not in status and status["canary"]["figures"] == {}
+    assert status["message"].endswith("no live figures are read: decide with kubectl annotate md/digits "
+                                      "modelops.io/rollout=promote (or abort)")

@@ -491,7 +491,7 @@ def _canary(p: Pass) -> Transition:
     manual, _ = canary.manual_request(_annotations(p))
     if manual:
         p.out.clear_rollout_request = _annotations(p)[canary.ANNOTATION]
-    versions = p.observed.live.versions if p.observed.live is not None else {}
+    versions = live.published(p.status)   # this pass's read (_monitor ran first), else the last one
     verdict = canary.judge(spec.rollout, versions.get(version), versions.get(stable),
                            ready_for_s=_canary_ready_for(p), age_s=_seconds(p.run["canaryStartedAt"], p.now),
                            manual=manual)
@@ -508,6 +508,9 @@ def _canary(p: Pass) -> Transition:
         return _reject(p, verdict)
     p.out.recheck_after_s = spec.monitoring_period_s   # judged each period (the figures are read on each pass)
     message = f"{version}: canary beside {stable}: {verdict.message}"
+    if not spec.monitoring_enabled:
+        message += (f"; spec.monitoring is off, so no live figures are read: decide with kubectl annotate "
+                    f"md/{p.owner.name} {canary.ANNOTATION}=promote (or abort)")
     if verdict.action == canary.HOLD:
         if (get_condition(p.before, "Canary") or {}).get("reason") != verdict.reason:
             p.event("Warning", verdict.reason, message)

@@ -140,7 +140,7 @@ class Reconciler:
         run, _ = pipeline.current_run(body.get("status") or {}, spec, now, owner)
         children = Children(self.kube, owner)
         observed = self._observe(children, run)
-        observed.live = self._read_live(body, spec, owner, now, judging_canary=run["stage"] == "canary")
+        observed.live = self._read_live(body, spec, owner, now)
         plan = pipeline.plan(body, spec, observed, self.images, now)
         observed.in_the_way = children.in_the_way(plan.apply + plan.create_only)
         if observed.in_the_way:   # plan again, kept off names others hold
@@ -163,13 +163,11 @@ class Reconciler:
         if plan.clear_rollout_request is not None:   # last: the status already says what the request did
             self.kube.json_patch(c.KIND, namespace, name, canary.json_patch_clearing(plan.clear_rollout_request))
 
-    def _read_live(self, body: Mapping[str, Any], spec: Spec, owner: b.Owner, now: str,
-                   judging_canary: bool) -> live.Reading | None:
-        """The serving replicas' live figures, once per monitoring period (None: not due, or nothing serves);
-        on every pass while a canary is judged, whatever spec.monitoring says: its decision rests on them."""
+    def _read_live(self, body: Mapping[str, Any], spec: Spec, owner: b.Owner, now: str) -> live.Reading | None:
+        """The serving replicas' live figures, once per monitoring period (None: not due, or nothing serves)."""
         status = body.get("status") or {}
-        due = spec.monitoring_enabled and live.due(status, spec.monitoring_period_s, now) == 0
-        if not status.get("modelVersion") or not (due or judging_canary):
+        if (not spec.monitoring_enabled or not status.get("modelVersion")
+                or live.due(status, spec.monitoring_period_s, now) > 0):
             return None
         pods = live.ready_pods(self.kube.list("Pod", owner.namespace, b.serving_label_selector(owner)))
         return live.read(self.kube, owner.namespace, pods, now)
