@@ -18,7 +18,7 @@ from modelops_contracts.report import REASON_BY_EXIT_CODE, ReportError, StageRep
 from . import builders as b
 from . import constants as c
 from . import canary, live, monitoring, policy
-from .conditions import get_condition, set_condition
+from .conditions import get_condition, set_condition, status_text
 from .ownership import FOREIGN, InTheWay
 from .spec import Spec
 from .stuck import Stuck
@@ -352,7 +352,7 @@ def _monitor(p: Pass) -> None:
     # On change only, where a drop of a newly served version is a change too.
     old, last = get_condition(p.before, "LiveQuality") or {}, (p.body.get("status") or {}).get("live") or {}
     changed = ((old.get("status"), old.get("reason"), last.get("version"))
-               != (_condition_text(decision.quality), decision.reason, served))
+               != (status_text(decision.quality), decision.reason, served))
     p.condition("LiveQuality", decision.quality, decision.reason, message)
     if decision.action == monitoring.RETRAIN:
         _retrain(p, decision, message)
@@ -382,10 +382,6 @@ def _automatic_retrains(history: list[dict[str, Any]]) -> list[float]:
 def _present(values: Mapping[str, Any]) -> dict[str, Any]:
     """Without absent figures: status has no nulls."""
     return {k: v for k, v in values.items() if v is not None}
-
-
-def _condition_text(ok: bool | None) -> str:
-    return "Unknown" if ok is None else ("True" if ok else "False")
 
 
 # Stages advance within one pass when a decision is already possible; a bound, since a stage

@@ -106,6 +106,7 @@ class FeedbackStore:
     def _write(self, batch: list[contract.FeedbackRecord]) -> bool:
         """True when the batch is done with: written, or (a record JSON cannot hold) dropped and counted."""
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)     # again: a clean-up may have removed it
             contract.write_segment(self.directory, self.replica, self._sequence, int(self._clock() * 1000), batch)
         except ValueError:
             # A non-finite input (binary tensors can carry NaN) cannot go into a segment; the rest can.

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from modelops_contracts import feedback as fb_contract
 from modelops_contracts import manifest as mf
 from modelops_contracts.jobconfig import JobConfig
 from modelops_contracts.report import StageReport
@@ -108,6 +109,10 @@ def _train(config: JobConfig) -> StageReport:
                          **({"feedback": fed} if fed else {})}
         with artifacts.staged_version(config.version_dir) as staging:
             _write_version(staging, config, prepared, trained, held_out, epochs, training_info, log_dir)
+        # The serving pods mount the model's feedback directory: a subPath must exist, and be ours (a
+        # directory the kubelet creates for a missing one belongs to root).
+        m = config.model
+        fb_contract.feedback_dir(config.storage_root, m.namespace, m.name, m.uid).mkdir(exist_ok=True)
     return StageReport(stage="train", succeeded=True, version=config.model.version, attempt=spec.attempt,
                        metric=config.metric, metrics=held_out, artifact_path=str(config.version_dir), training=ran)
 
