@@ -17,11 +17,11 @@ from modelops_training import sources
 from tests.e2e.pipeline_fixtures import (
     READY_TIMEOUT_S, apply, example, image_refs, pod_result, run_pod, script_command, start_pod, wait_ready,
 )
+from tests.e2e.test_quality_loop import MODEL, condition, status
 from tests.support.kube import kubectl_json, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2700)]
 
-MODEL = "digits"
 PAIRS = 40
 # Judged on quality here: a 2-CPU node running training beside serving makes p99 too noisy to compare closely.
 ROLLOUT = {"strategy": "Canary", "canary": {"replicas": 1, "minPairs": PAIRS, "minDurationSeconds": 20,
@@ -57,14 +57,6 @@ def send_labeled(ns: str, pod: str, count: int, offset: int) -> dict:
         "feedback_client.py", "--host", host(ns), "--model", MODEL,
         "--data", json.dumps({"rows": rows, "truth": truth}), "--batch", "10", "--max-seconds", "180"), timeout=300)
     return json.loads(log.strip().splitlines()[-1])
-
-
-def status(ns: str) -> dict:
-    return kubectl_json("get", "md", MODEL, "-n", ns).get("status", {})
-
-
-def condition(s: dict, type_: str) -> dict:
-    return next((c for c in s.get("conditions", []) if c["type"] == type_), {})
 
 
 def deployments(ns: str) -> list[str]:

@@ -8,7 +8,6 @@ in the deterministic names of the children, never in the operator's memory.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -538,11 +537,7 @@ def _canary_ready_for(p: Pass) -> float | None:
 
 
 def _seconds(since: str, now: str) -> float:
-    return (_parse_time(now) - _parse_time(since)).total_seconds()
-
-
-def _parse_time(ts: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return live.parse_time(now) - live.parse_time(since)
 
 
 def _annotations(p: Pass) -> Mapping[str, str]:
