@@ -98,6 +98,7 @@ def test_a_better_canary_is_promoted_under_load_without_a_failed_request_and_a_w
     assert figures["canaryPairs"] >= PAIRS and figures["stablePairs"] >= PAIRS, figures
     assert figures["canaryValue"] >= figures["stableValue"] - 0.03, figures
     load = json.loads(pod_result(ns, "load", 700).strip().splitlines()[-1])
+    print(f"promoted v2 on {figures}; load across the promotion: {load}")   # for docs/e2e.md
     assert load["failed"] == 0 and load["errors"] == [], load
     assert load["versions"].get("v1", 0) > 0 and load["versions"].get("v2", 0) > 0 and load["reachedVersion"], load
 
@@ -109,6 +110,7 @@ def test_a_better_canary_is_promoted_under_load_without_a_failed_request_and_a_w
                  300, "v3 to be rejected", interval=2)
     wait_for(lambda: deployments(ns) == [MODEL], 120, "the aborted canary's Deployment to be removed", interval=2)
     v3 = s["history"][0]
+    print(f"rejected v3: {v3['message']}")
     assert v3["version"] == "v3" and v3["message"].startswith("MetricDropped: "), v3
     assert v3["canary"]["canaryValue"] < v3["canary"]["stableValue"] - 0.03, v3
     assert s["modelVersion"] == "v2" and condition(s, "Ready")["status"] == "True"
