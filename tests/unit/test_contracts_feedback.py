@@ -86,9 +86,18 @@ def test_a_segment_pruned_while_reading_is_skipped_not_an_error(tmp_path, monkey
 
 def test_job_config_carries_the_feedback_source_both_ways():
     cfg = jobconfig.JobConfig.from_dict(sample_config(feedback={"directory": "/mnt/pvc/m/ml/house/u/feedback",
-                                                                "maxShare": 0.3}))
-    assert cfg.feedback == jobconfig.FeedbackSource("/mnt/pvc/m/ml/house/u/feedback", 0.3)
+                                                                "maxShare": 0.3, "writtenBefore": 1_700_000_000_000}))
+    assert cfg.feedback == jobconfig.FeedbackSource("/mnt/pvc/m/ml/house/u/feedback", 0.3, 1_700_000_000_000)
     assert jobconfig.JobConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    short = jobconfig.JobConfig.from_dict(sample_config(feedback={"directory": "/f"}))
+    assert short.feedback == jobconfig.FeedbackSource("/f", 0.2, None)
+
+
+def test_a_segment_name_says_when_it_was_written(tmp_path):
+    path = fb.write_segment(tmp_path, "r", 0, 1_700_000_000_123, [record()])
+    assert fb.written_at(path) == 1_700_000_000_123
+    with pytest.raises(fb.SegmentError, match="not a segment name"):
+        fb.written_at(tmp_path / "notes.txt")
 
 
 def test_feedback_is_off_by_default_and_absent_from_the_wire():
@@ -99,6 +108,7 @@ def test_feedback_is_off_by_default_and_absent_from_the_wire():
 @pytest.mark.parametrize("value, field", [({"maxShare": 0.2}, "feedback.directory"),
                                           ({"directory": "/f", "maxShare": 0.95}, "feedback.maxShare"),
                                           ({"directory": "", "maxShare": 0.2}, "feedback.directory"),
+                                          ({"directory": "/f", "writtenBefore": "now"}, "feedback.writtenBefore"),
                                           ("yes", "feedback")])
 def test_a_bad_feedback_source_names_the_field(value, field):
     with pytest.raises(jobconfig.ConfigError, match=field.replace(".", r"\.")):

@@ -9,11 +9,11 @@ from modelops_training.errors import BadData
 from modelops_training.feedback_data import extend
 
 
-def config(directory, share=0.5, **overrides):
+def config(directory, share=0.5, before=None, **overrides):
     d = {"apiVersion": "modelops.io/v1alpha1", "kind": "JobConfig", "stage": "train", "metric": "accuracy",
          "model": {"namespace": "ml", "name": "m", "version": "v2", "template": "mlp-classifier"},
          "data": {"uri": "builtin:x"}, "storageRoot": "/s",
-         "feedback": {"directory": str(directory), "maxShare": share}}
+         "feedback": {"directory": str(directory), "maxShare": share, "writtenBefore": before}}
     d.update(overrides)
     return jobconfig.JobConfig.from_dict(d)
 
@@ -92,3 +92,20 @@ def test_regression_truths_are_numbers_and_feedback_off_changes_nothing(tmp_path
 def test_a_missing_feedback_directory_adds_nothing(tmp_path):
     after, info = extend(prepared(), config(tmp_path / "never-written"))
     assert info["rowsAdded"] == 0 and after.train_rows == prepared().train_rows
+
+
+def test_only_segments_written_before_the_jobs_cutoff_are_read_so_every_worker_reads_the_same(tmp_path):
+    contract.write_segment(tmp_path, "r", 0, 1000, [rec("early", [[1.0, 2.0]], ["yes"], 1.0)])
+    contract.write_segment(tmp_path, "r", 1, 5000, [rec("late", [[3.0, 4.0]], ["yes"], 5.0)])
+    after, info = extend(prepared(), config(tmp_path, before=5000))
+    assert info["rowsAdded"] == 1 and after.x_train[-1].tolist() == [1.0, 2.0]
+
+
+def test_reading_stops_at_the_cap_and_an_older_bad_segment_beyond_it_is_not_read(tmp_path):
+    old = contract.write_segment(tmp_path, "r", 0, 1000, [rec("old", [[1.0, 2.0]], ["yes"], 1.0)])
+    old.write_text("not a segment any more")
+    for i in range(3):
+        contract.write_segment(tmp_path, "r", i + 1, 2000 + i, [rec(f"n{i}", [[float(i), 0.0]] * 3, ["no"] * 3, 2.0 + i)])
+    after, info = extend(prepared(), config(tmp_path, share=0.25))     # cap 5 of 15 training rows
+    assert info["cap"] == 5 and info["rowsAdded"] == 5 and info["segments"] == 2
+    assert after.x_train[-5:, 0].tolist() == [1.0, 1.0, 2.0, 2.0, 2.0]

@@ -105,6 +105,14 @@ def write_segment(directory: str | Path, replica: str, sequence: int, unix_ms: i
     return path
 
 
+def written_at(path: str | Path) -> int:
+    """The unix milliseconds a segment's name says it was written at."""
+    match = _NAME.match(Path(path).name)
+    if match is None:
+        raise SegmentError(f"{path}: not a segment name")
+    return int(match.group(1))
+
+
 def list_segments(directory: str | Path) -> list[Path]:
     """The directory's segments, oldest first; temporaries and foreign files are not segments."""
     directory = Path(directory)

@@ -190,6 +190,9 @@ class FeedbackSource:
     of the training rows; the validation split is drawn from the original data alone, as without it."""
     directory: str
     max_share: float = 0.2
+    # Unix milliseconds: only segments written before it. Replicas keep writing while a job trains, and
+    # every worker of a multi-worker job must read the same rows (or they run different step counts).
+    written_before: int | None = None
 
     @classmethod
     def from_dict(cls, d: Any) -> "FeedbackSource | None":
@@ -199,11 +202,15 @@ class FeedbackSource:
         directory = _require(d, "directory", "feedback")
         if not isinstance(directory, str) or not directory:
             raise ConfigError(f"feedback.directory: expected a path, got {directory!r}")
+        before = d.get("writtenBefore")
         return cls(directory=directory,
-                   max_share=_number(d.get("maxShare", 0.2), "feedback.maxShare", low=0.01, high=0.9))
+                   max_share=_number(d.get("maxShare", 0.2), "feedback.maxShare", low=0.01, high=0.9),
+                   written_before=None if before is None else _number(before, "feedback.writtenBefore", low=0,
+                                                                       integer=True))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"directory": self.directory, "maxShare": self.max_share}
+        return {"directory": self.directory, "maxShare": self.max_share,
+                **({"writtenBefore": self.written_before} if self.written_before is not None else {})}
 
 
 @dataclass(frozen=True)

@@ -218,7 +218,14 @@ class ServingApp:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _json(self, request: _Request) -> Any:
-        return _loads(await self._body(request))
+        return self._loads(await self._body(request))
+
+    @staticmethod
+    def _loads(body: bytes) -> Any:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise bad_request(f"body: malformed JSON ({e})") from None
 
     def _serving(self, request: _Request) -> ServedModel:
         """The model named in the path, if it is this server's and has loaded."""
@@ -270,7 +277,7 @@ class ServingApp:
     async def v1_feedback(self, request: _Request) -> Reply:
         self._serving(request)
         body = await self._body(request)
-        prediction_id, instances, truth = protocol_v1.parse_feedback(_loads(body))
+        prediction_id, instances, truth = protocol_v1.parse_feedback(self._loads(body))
         if prediction_id is None:
             inputs, _ = self._parse_v1(instances)
             outputs = await self.infer(inputs)
@@ -365,13 +372,6 @@ class ServingApp:
         if self._openapi is None or not self.loaded:
             self._openapi = orjson.dumps(build_openapi(self.model.name, self.model.signature if self.loaded else None))
         return 200, self._openapi, []
-
-
-def _loads(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise bad_request(f"body: malformed JSON ({e})") from None
 
 
 def create_app(model: ServedModel, settings: ServerSettings) -> ServingApp:

@@ -42,7 +42,7 @@ class RequestWindow:
         slot = int(self._clock() // self._width)
         entry = self._slots.get(slot)
         if entry is None:
-            entry = self._slots[slot] = [0, 0, np.zeros(LATENCY_BUCKETS, dtype=np.int64)]
+            entry = self._slots[slot] = [0, 0, [0] * LATENCY_BUCKETS]     # a list: += on it is 10x numpy's
             while next(iter(self._slots)) <= slot - SLOTS:
                 self._slots.popitem(last=False)
         entry[0] += 1
@@ -57,7 +57,7 @@ class RequestWindow:
         requests = sum(e[0] for e in live)
         if not requests:
             return 0, 0, None
-        histogram = np.sum([e[2] for e in live], axis=0)
+        histogram = np.sum(np.array([e[2] for e in live], dtype=np.int64), axis=0)
         bucket = int(np.searchsorted(np.cumsum(histogram), math.ceil(0.99 * requests)))
         # The bucket's geometric middle: within half a bucket (~5%) of any latency in it.
         p99_s = LATENCY_MIN_S * LATENCY_RATIO ** (bucket + 0.5)

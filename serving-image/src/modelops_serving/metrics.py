@@ -48,6 +48,34 @@ class _LiveState(Collector):
         yield drift
 
 
+class _WindowState(Collector):
+    """/v1/live's figures as gauges, so dashboards and /v1/live read the same numbers."""
+
+    def __init__(self, live: Callable[[], LiveMonitor | None]):
+        self._live = live
+
+    def collect(self):
+        live = self._live()
+        if live is None:
+            return
+        figures = live.figures()
+        value = GaugeMetricFamily("modelops_live_window_value", "the evaluation metric over the /v1/live window's "
+                                  "labeled pairs (absent while undefined)", labels=["metric"])
+        if figures.value is not None:
+            value.add_metric([figures.metric], figures.value)
+        yield value
+        yield GaugeMetricFamily("modelops_live_window_pairs", "labeled pairs in the /v1/live window",
+                                value=figures.pairs)
+        if figures.drift_score is not None:
+            yield GaugeMetricFamily("modelops_drift_score", "largest PSI of a feature against the training data",
+                                    value=figures.drift_score)
+        drift = GaugeMetricFamily("modelops_feature_drift", "PSI of each input feature's recent values against the "
+                                  "training data's reference bins", labels=["feature"])
+        for feature, score in figures.drift.items():
+            drift.add_metric([feature], score)
+        yield drift
+
+
 class _StoreState(Collector):
     """The feedback store's counters, read from the store at scrape time."""
 
@@ -86,6 +114,7 @@ class ServerMetrics:
                                 registry=self.registry)
         self.registry.register(_LiveState(model, feedback, queue_depth))
         self.registry.register(_StoreState(store))
+        self.registry.register(_WindowState(live))
         self._children: dict = {}
 
     def observe_request(self, route: str, code: int, seconds: float) -> None:

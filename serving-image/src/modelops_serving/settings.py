@@ -7,6 +7,7 @@ A flag given on the command line wins over its environment variable.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 from dataclasses import dataclass, fields
@@ -162,4 +163,9 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
             or min(values["feedback_flush_s"], values["live_window_s"], values["forward_timeout_s"]) <= 0:
         parser.error("feedback-segment-records, feedback-buffer-records and live-rows must be at least 1; "
                      "feedback-flush-s, live-window-s and forward-timeout-s above 0")
+    if values["pod_ip"]:
+        try:
+            ipaddress.ip_address(values["pod_ip"])
+        except ValueError:
+            parser.error(f"MODELOPS_POD_IP (--pod-ip): {values['pod_ip']!r} is not an IP address")
     return ServerSettings(**values)

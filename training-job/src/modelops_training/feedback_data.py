@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 from modelops_contracts import feedback as contract
-from modelops_contracts.jobconfig import JobConfig
+from modelops_contracts.jobconfig import FeedbackSource, JobConfig
 
 from . import features as feats
 from .data import Prepared
@@ -32,13 +32,9 @@ def extend(prepared: Prepared, config: JobConfig) -> tuple[Prepared, dict[str, A
     source = config.feedback
     if source is None:
         return prepared, {}
-    records, segments = _collect(source.directory)
-    rows, skipped = _rows(records, prepared)
     train_rows = prepared.train_rows
     cap = int(source.max_share * train_rows / (1.0 - source.max_share))
-    chosen = rows[-cap:] if cap else []          # records are oldest first: keep the newest
-    info = {"directory": source.directory, "segments": segments, "records": len(records),
-            "rowsAvailable": len(rows), "rowsAdded": len(chosen), "cap": cap, "skipped": skipped}
+    chosen, info = _newest_rows(source, prepared, cap)
     if not chosen:
         log.info("feedback: nothing to add from %s (%s)", source.directory, info)
         return prepared, info
@@ -50,45 +46,59 @@ def extend(prepared: Prepared, config: JobConfig) -> tuple[Prepared, dict[str, A
     digest.update(np.ascontiguousarray(y_extra).tobytes())
     info["sha256"] = digest.hexdigest()
     log.info("feedback: adding %d rows from %d segments to %d training rows (cap %d at maxShare %.2f)",
-             len(chosen), segments, train_rows, cap, source.max_share)
+             len(chosen), info["segments"], train_rows, cap, source.max_share)
     return dataclasses.replace(prepared, x_train=_concat(prepared.x_train, x_extra),
                                y_train=np.concatenate([prepared.y_train, y_extra])), info
 
 
-def _collect(directory: str) -> tuple[list[contract.FeedbackRecord], int]:
-    """Joined records of every segment, oldest first, each prediction id once."""
-    records, seen, segments = [], set(), 0
+def _newest_rows(source: FeedbackSource, prepared: Prepared, cap: int) -> tuple[list, dict[str, Any]]:
+    """Up to `cap` rows of joined records, newest segment first (reading stops there: a full feedback
+    directory is far larger than the training set may take), each prediction id once; oldest first."""
+    rows: list[tuple[Any, Any]] = []
+    skipped = {"inputs": 0, "truth": 0}
+    seen: set[str] = set()
+    segments = records = 0
+    labels = {str(c): i for i, c in enumerate(prepared.classes)}
     try:
-        for path, batch in contract.read_segments(directory):
+        paths = [p for p in contract.list_segments(source.directory)
+                 if source.written_before is None or contract.written_at(p) < source.written_before]
+        for path in reversed(paths):
+            if len(rows) >= cap:
+                break
+            try:
+                batch = contract.read_segment(path)
+            except FileNotFoundError:
+                continue                # pruned under a replica's disk cap since the listing
             segments += 1
-            for record in batch:
+            for record in reversed(batch):
                 if record.joined and record.prediction_id not in seen:
                     seen.add(record.prediction_id)
-                    records.append(record)
+                    records += 1
+                    rows.extend(reversed(_rows(record, prepared, labels, skipped)))
     except contract.SegmentError as e:
         raise BadData(f"feedback: {e}") from None
     except OSError as e:
-        raise BadData(f"feedback.directory: {directory}: {e.strerror or e}") from None
-    return records, segments
+        raise BadData(f"feedback.directory: {source.directory}: {e.strerror or e}") from None
+    chosen = list(reversed(rows[:cap]))
+    return chosen, {"directory": source.directory, "segments": segments, "records": records,
+                    "rowsAdded": len(chosen), "cap": cap, "skipped": skipped}
 
 
-def _rows(records: list[contract.FeedbackRecord], prepared: Prepared) -> tuple[list[tuple[Any, Any]], dict]:
-    """(features of one row, encoded target) for every row of every record that fits the model."""
-    rows: list[tuple[Any, Any]] = []
-    skipped = {"inputs": 0, "truth": 0}
-    label_index = {str(c): i for i, c in enumerate(prepared.classes)}
-    for record in records:
-        x = _inputs(record.inputs, prepared.x_train)
-        if x is None:
-            skipped["inputs"] += record.rows
+def _rows(record: contract.FeedbackRecord, prepared: Prepared, labels: dict[str, int],
+          skipped: dict[str, int]) -> list[tuple[Any, Any]]:
+    """(features of one row, encoded target) for each row of the record that fits the model."""
+    x = _inputs(record.inputs, prepared.x_train)
+    if x is None:
+        skipped["inputs"] += record.rows
+        return []
+    rows = []
+    for i, truth in enumerate(record.truth):
+        y = _target(truth, prepared.task, labels)
+        if y is None:
+            skipped["truth"] += 1
             continue
-        for i, truth in enumerate(record.truth):
-            y = _target(truth, prepared.task, label_index)
-            if y is None:
-                skipped["truth"] += 1
-                continue
-            rows.append(({k: v[i] for k, v in x.items()} if isinstance(x, Mapping) else x[i], y))
-    return rows, skipped
+        rows.append(({k: v[i] for k, v in x.items()} if isinstance(x, Mapping) else x[i], y))
+    return rows
 
 
 def _inputs(inputs: Mapping[str, list], like: feats.Features) -> feats.Features | None:
