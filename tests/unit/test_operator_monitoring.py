@@ -258,7 +258,8 @@ def test_a_drop_starts_exactly_one_retrain_on_the_feedback():
                              "threshold": ">= 0.9", "driftScore": 0.05}
     config = next(o for o in plan.apply if o["metadata"]["name"] == "digits-train-v2-a1-config")
     feedback = json.loads(config["data"]["job.json"])["feedback"]
-    assert feedback == {"directory": "/mnt/pvc/models/ml/digits/0123456789abcdef/feedback", "maxShare": 0.2}
+    assert feedback == {"directory": "/mnt/pvc/models/ml/digits/0123456789abcdef/feedback", "maxShare": 0.2,
+                        "writtenBefore": 1795953660000}            # at(1), when the drop was decided
     assert "Job/digits-train-v2-a1" in [f"{o['kind']}/{o['metadata']['name']}" for o in plan.create_only]
 
     again = step(md, reading(0.5, now=at(2)), at(2))             # v2 on its way: an Alert, no v3
@@ -318,5 +319,5 @@ def test_with_monitoring_the_servers_keep_feedback_in_the_models_directory():
     mount = next(m for m in server["volumeMounts"] if m["name"] == "pvc-0")
     # The directory the trainer of a feedback-trained version reads: one place, both sides.
     assert f"/mnt/pvc/models/{mount['subPath']}" == str(b.build_job_config(
-        specmod.parse(spec), owner, "train", "v2", 1, owner.uid, feedback=True).feedback.directory)
+        specmod.parse(spec), owner, "train", "v2", 1, owner.uid, feedback_before_ms=0).feedback.directory)
     assert mount["mountPath"] == "/var/lib/modelops/feedback" and not mount.get("readOnly")

@@ -150,11 +150,12 @@ def artifact_path(owner: Owner, version: str) -> str:
 # --- training and compression ------------------------------------------------------------
 
 def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt: int,
-                     uid: str | None = None, feedback: bool = False) -> jobconfig.JobConfig:
+                     uid: str | None = None, feedback_before_ms: int | None = None) -> jobconfig.JobConfig:
     """The contract the training image reads, derived from the spec (never the reverse).
 
     `uid`: the owner's uid when the version lives in the resource's own directory (see artifact_path).
-    `feedback`: train on the collected feedback too (a version started by a quality drop, spec.monitoring).
+    `feedback_before_ms`: train on the collected feedback too, the segments written before this unix time in ms
+    (a version started by a quality drop, spec.monitoring): one cutoff, so every worker reads the same rows.
     """
     params = dict(spec.model_params or {})
     return jobconfig.JobConfig(
@@ -177,7 +178,8 @@ def build_job_config(spec: Spec, owner: Owner, stage: str, version: str, attempt
         storage_root=storage_root(spec),
         feedback=jobconfig.FeedbackSource(
             directory=str(feedback_dir(storage_root(spec), owner.namespace, owner.name, uid)),
-            max_share=spec.feedback_max_share) if feedback and stage == "train" else None,
+            max_share=spec.feedback_max_share, written_before=feedback_before_ms)
+        if feedback_before_ms is not None and stage == "train" else None,
     )
 
 
@@ -366,8 +368,7 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
     image = spec.serving_image or images.serving
     pod_labels = {**labels(owner, "serving"), c.LABEL_VERSION: version}
     probe = {"httpGet": {"port": "http"}, "periodSeconds": 5, "timeoutSeconds": 2}
-    # With monitoring the server writes feedback to the claim: the volume is writable, each mount says.
-    volumes, mounts = _claim_volumes(spec, read_only_storage=not spec.monitoring_enabled)
+    volumes, mounts = _claim_volumes(spec, read_only_storage=not spec.monitoring_enabled)   # see _keep_feedback
     storage_mounts = [{**m, "readOnly": True} for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": serving_selector(owner)},
@@ -409,8 +410,7 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
             },
         },
     }
-    if spec.monitoring_enabled:
-        _keep_feedback(deployment_spec["template"]["spec"]["containers"][0], spec, owner, uid)
+    _keep_feedback(deployment_spec["template"]["spec"]["containers"][0], spec, owner, uid)
     with_identity(deployment_spec["template"]["spec"], spec, service_account=spec.serving_service_account,
                   env=spec.serving_env, env_from=spec.serving_env_from)
     if not spec.autoscaling:
@@ -444,7 +444,10 @@ def build_canary_deployment(spec: Spec, owner: Owner, images: Images, version: s
     return deployment
 def _keep_feedback(container: dict[str, Any], spec: Spec, owner: Owner, uid: str | None) -> None:
     """The server keeps joined feedback in the model's feedback directory (the trainer made it, owned by the
-    pods' user), and names itself in prediction ids so any replica can forward feedback to the right one."""
+    pods' user), and names itself in prediction ids so any replica can forward feedback to the right one.
+    Only with spec.monitoring: the claim's volume is then writable (each other mount stays read-only)."""
+    if not spec.monitoring_enabled:
+        return
     sub = str(feedback_dir(spec.storage_subpath, owner.namespace, owner.name, uid))
     container["env"] += [
         {"name": "MODELOPS_FEEDBACK_DIR", "value": c.FEEDBACK_MOUNT},

@@ -405,8 +405,10 @@ def _run_stages(p: Pass) -> None:
 def _train(p: Pass) -> Transition:
     spec, version, attempt = p.spec, p.version, p.run["attempt"]
     job_name = b.training_job_name(p.owner, version, attempt)
+    # Feedback written until the drop was decided: later segments would differ between workers' reads.
+    before_ms = int(live.parse_time(p.run["startedAt"]) * 1000) if p.run.get("feedback") else None
     cfg = b.build_job_config(spec, p.owner, "train", version, attempt, stored_under_uid(p.owner, p.run),
-                             feedback=bool(p.run.get("feedback")))
+                             feedback_before_ms=before_ms)
     p.out.apply.append(b.build_config_map(p.owner, job_name, cfg, "training", spec.version_hash))
     if spec.workers > 1:
         p.out.apply.append(b.build_workers_service(p.owner, job_name, version))
