@@ -103,3 +103,23 @@ def test_a_run_past_its_deadline_fails_and_leaves_no_worker_behind(tmp_path):
     assert "timed out after 8s" in result.message
     assert processes_running(str(tmp_path / "workers")) == []
     assert not config.version_dir.exists()
+
+
+def test_two_workers_stream_tfrecord_shards_each_reading_its_own_files(tmp_path):
+    from test_training_records import SPEC, write_shards
+    (tmp_path / "data").mkdir()
+    write_shards(tmp_path / "data", 3)
+    storage = tmp_path / "store"
+    config = job_config(storage, model={"template": "cnn-classifier"},
+                        data={"uri": str(tmp_path / "data" / "digits.tfrecord-*"), "target": "digit",
+                              "featureSpec": SPEC},
+                        training={"strategy": "MultiWorkerMirrored", "workers": 2, "epochs": 4,
+                                  "batchSize": 64, "learningRate": 0.003})
+    chief = run_local_workers(config, timeout_s=TIMEOUT_S, workdir=tmp_path / "workers")
+    assert chief.succeeded, chief.message
+    assert chief.metrics["accuracy"] >= 0.8
+    for index in (0, 1):
+        log = (tmp_path / "workers" / f"worker-{index}.log").read_text()
+        assert f"worker {index}/2: training examples streamed from 3 TFRecord files, sharded by FILE " \
+               f"(3 files for 2 workers)" in log, log[-3000:]
+    assert mf.verify(config.version_dir).extra["training"]["workers"] == 2

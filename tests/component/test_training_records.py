@@ -1,14 +1,16 @@
 """TFRecord files and image directories, read against a declared featureSpec: good files train, bad ones
 are refused naming the file, the record and the feature."""
+import dataclasses
 import re
 
 import numpy as np
 import pytest
 from training_fixtures import job_config
 
-from modelops_training import data, formats
+from modelops_training import data, formats, record_stream
 from modelops_training.errors import BadConfig, BadData
 from modelops_training.tf_runtime import tf
+from modelops_training.compress import compress
 from modelops_training.train import train
 
 pytestmark = pytest.mark.component
@@ -51,6 +53,11 @@ def test_sharded_tfrecords_read_back_as_the_images_they_hold_and_a_cnn_trains_on
     result = train(config)
     assert result.succeeded, result.message
     assert result.metrics["accuracy"] >= 0.85
+    # Compression scans the same records to the same fingerprint, calibrates int8 on the kept training sample.
+    compressed = compress(dataclasses.replace(config, stage="compress", compression=dataclasses.replace(
+        config.compression, method="int8")))
+    assert compressed.succeeded, compressed.message
+    assert compressed.compression["metricBefore"] - compressed.compression["metricAfter"] <= 0.02
 
 
 @pytest.mark.parametrize("records, words", [
@@ -59,7 +66,8 @@ def test_sharded_tfrecords_read_back_as_the_images_they_hold_and_a_cnn_trains_on
     ([{"image": np.zeros(63, int), "digit": 1}], "bad.tfrecord record 0: Key: image.  Can't parse serialized Example"),
     ([{"image": np.zeros(64), "digit": 1}], "bad.tfrecord record 0: Key: image.  Data types don't match. "
                                             "Data type: float but expected type: int64"),
-    ([{"image": np.full((8, 8, 1), 300), "digit": 1}], "feature 'image' in bad.tfrecord…: values outside uint8"),
+    ([{"image": np.zeros((8, 8, 1), int), "digit": 1}, {"image": np.full((8, 8, 1), 300), "digit": 1}],
+     "feature 'image' in bad.tfrecord record 1: 300 is outside uint8's 0..255"),
 ])
 def test_a_bad_record_is_named_by_file_record_and_feature(tmp_path, records, words):
     with tf.io.TFRecordWriter(str(tmp_path / "bad.tfrecord")) as writer:
@@ -110,3 +118,101 @@ def test_a_file_that_is_not_an_image_is_named_with_its_class_folder(tmp_path):
     (tmp_path / "pets" / "dog" / "notes.txt").write_text("x")
     with pytest.raises(BadData, match=r"dog/notes.txt is not a .png, .jpg or .jpeg file"):
         load(tmp_path, str(tmp_path / "pets"), spec={"image": {"dtype": "uint8", "shape": [6, 5, 1]}}, target=None)
+
+
+def shards(tmp_path, count: int):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    digits = write_shards(tmp_path, count)
+    return digits, str(tmp_path / "digits.tfrecord-*")
+
+
+def test_the_training_split_streams_from_the_files_and_the_split_is_the_in_memory_one(tmp_path):
+    digits, uri = shards(tmp_path, 3)
+    streamed = load(tmp_path, uri)
+    in_memory = data.prepare(digits, "classification", 0.2, 42)   # the same records, split as any other data
+    assert streamed.stream is not None and streamed.train_rows == in_memory.train_rows
+    # All 1,438 training rows fit in the kept sample: the very rows, in the very order, in-memory data has
+    # (int8 calibration and pruning see the same examples either way).
+    assert streamed.train_rows <= record_stream.TRAIN_SAMPLE
+    np.testing.assert_array_equal(streamed.x_train, in_memory.x_train)
+    np.testing.assert_array_equal(streamed.y_train, in_memory.y_train)
+    # The same held-out examples (the stream keeps them in file order, the in-memory split in shuffled order).
+    def pairs(x, y):
+        return sorted((label, image.tobytes()) for image, label in zip(x, y))
+    assert pairs(streamed.x_val, streamed.y_val) == pairs(in_memory.x_val, in_memory.y_val)
+    # One pass over the stream yields exactly the training split, each image with its own label.
+    dataset = record_stream.training_dataset(streamed.stream, 1, seed=0, workers=1)
+    x, y = next(iter(dataset.unbatch().batch(streamed.train_rows)))
+    assert pairs(x.numpy(), y.numpy()) == pairs(in_memory.x_train, in_memory.y_train)
+
+
+def test_the_fingerprint_follows_the_records_and_the_split(tmp_path):
+    _, uri = shards(tmp_path, 2)
+    first = load(tmp_path, uri).fingerprint
+    assert load(tmp_path, uri).fingerprint == first
+    reseeded = data.load(job_config(tmp_path, model={"template": "cnn-classifier"},
+                                    data={"uri": uri, "target": "digit", "featureSpec": SPEC, "shuffleSeed": 7}))
+    assert reseeded.fingerprint != first
+    with tf.io.TFRecordWriter(str(tmp_path / "digits.tfrecord-00001")) as writer:   # one shard rewritten
+        writer.write(example(image=np.zeros((8, 8, 1), int), digit=3))
+        writer.write(example(image=np.ones((8, 8, 1), int), digit=4))
+    assert load(tmp_path, uri).fingerprint != first
+
+
+def worker_images(stream, workers: int, index: int) -> set[bytes]:
+    """What worker `index` of `workers` reads in one epoch's share, through the auto-shard rewrite
+    MultiWorkerMirrored applies."""
+    from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
+    dataset = record_stream.training_dataset(stream, 1, seed=0, workers=workers).unbatch()
+    sharded = _AutoShardDataset(dataset, workers, index, num_replicas=workers)
+    return {x.numpy().tobytes() for x, _ in sharded.take(stream.train_rows // workers)}
+
+
+def file_images(path) -> set[bytes]:
+    parsed = tf.data.TFRecordDataset(str(path)).map(lambda r: tf.io.parse_single_example(
+        r, {"image": tf.io.FixedLenFeature([8, 8, 1], tf.int64)}))
+    return {np.asarray(p["image"], np.uint8).tobytes() for p in parsed.as_numpy_iterator()}
+
+
+def test_workers_shard_by_file_when_there_are_enough_files_else_by_record(tmp_path):
+    _, uri = shards(tmp_path / "three", 3)
+    stream = load(tmp_path, uri).stream
+    assert stream.shard_policy(2) == "FILE" and stream.shard_policy(4) == "DATA"
+    files = [file_images(tmp_path / "three" / f"digits.tfrecord-{i:05d}") for i in range(3)]
+    first, second = worker_images(stream, 2, 0), worker_images(stream, 2, 1)
+    assert first <= files[0] | files[2] and second <= files[1]   # each worker reads only its own files
+    assert not first & second
+
+    _, uri = shards(tmp_path / "one", 1)
+    stream = load(tmp_path, uri).stream
+    assert stream.shard_policy(2) == "DATA"
+    first, second = worker_images(stream, 2, 0), worker_images(stream, 2, 1)
+    assert first and second and not first & second               # one file, its records split between workers
+
+
+def test_several_inputs_and_a_string_target_stream_as_named_arrays(tmp_path):
+    digits = formats.digits_images()
+    spec = {"image": {"dtype": "uint8", "shape": [8, 8, 1]}, "parity": {"dtype": "float32", "shape": [1]},
+            "label": {"dtype": "string", "shape": []}}
+    with tf.io.TFRecordWriter(str(tmp_path / "two.tfrecord")) as writer:
+        for image, digit in zip(digits.features[:200], digits.target[:200]):
+            label = tf.train.Feature(bytes_list=tf.train.BytesList(value=[("odd" if digit % 2 else "even").encode()]))
+            record = tf.train.Example.FromString(example(image=image, parity=np.float32([digit % 2])))
+            record.features.feature["label"].CopyFrom(label)
+            writer.write(record.SerializeToString())
+    prepared = load(tmp_path, str(tmp_path / "two.tfrecord"), spec=spec, target="label")
+    assert prepared.classes == ["even", "odd"] and set(prepared.x_val) == {"image", "parity"}
+    # The label follows its record: parity 1 is "odd" in the held-out split and in the stream.
+    assert (prepared.x_val["parity"][:, 0] == prepared.y_val).all()
+    x, y = next(iter(record_stream.training_dataset(prepared.stream, prepared.train_rows, 0, 1)))
+    assert x["image"].dtype == tf.uint8 and (x["parity"].numpy()[:, 0] == y.numpy()).all()
+
+
+def test_training_on_feedback_is_refused_for_streamed_data_naming_the_field(tmp_path):
+    _, uri = shards(tmp_path / "data", 2)
+    config = job_config(tmp_path / "store", model={"template": "cnn-classifier"},
+                        data={"uri": uri, "target": "digit", "featureSpec": SPEC},
+                        feedback={"directory": str(tmp_path / "feedback")})
+    result = train(config)
+    assert not result.succeeded and result.reason == "BadConfig"
+    assert result.message.startswith("feedback: training on served feedback needs the training data in memory")

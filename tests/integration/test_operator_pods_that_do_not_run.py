@@ -83,3 +83,19 @@ def test_a_quota_refusal_is_reported_and_every_pod_we_add_fits_a_quota(operator,
     refused = [e["message"] for e in objects(namespace, "events") if e.get("reason") == "FailedCreate"
                and e["involvedObject"]["kind"] != "ModelDeployment" and e["involvedObject"]["name"] != "digits-train-v1-a1"]
     assert refused == [], refused
+
+
+def test_a_serving_replica_the_quota_refuses_is_reported_while_rolling_out(operator, namespace):
+    """The ReplicaSet's FailedCreate reaches the resource: pods are not watched, the Deployment says it."""
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "one-pod"},
+             "spec": {"hard": {"pods": "1"}}}
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(quota))
+    apply(namespace, load_example("digits-classifier"))          # 2 serving replicas: the second is refused
+    finish_job(namespace, "digits-train-v1-a1", message=report("train", "v1", {"accuracy": 0.95}))
+    finish_job(namespace, "digits-compress-v1", message=report("compress", "v1", {"accuracy": 0.95}))
+    status = wait_md(namespace, "digits", lambda s: condition(s, "Deployed").get("reason") == "FailedCreate",
+                     "md/digits's Deployed condition to say FailedCreate", 90)
+    assert status["phase"] == "Deploying" and "exceeded quota" in status["message"], status["message"]
+    warning = wait_for(lambda: [e for e in events(namespace, "digits") if e["reason"] == "FailedCreate"], 30,
+                       "a FailedCreate event")[0]
+    assert warning["type"] == "Warning" and "Deployment digits" in warning["message"]

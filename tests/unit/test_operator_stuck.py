@@ -1,4 +1,5 @@
 """Why a stage Job's pods do not start, from pods and events as the API server returns them."""
+from modelops_contracts.report import StageReport
 from modelops_operator import builders as b
 from modelops_operator import pipeline as p
 from modelops_operator import stuck
@@ -85,3 +86,40 @@ def test_a_job_is_missing_pods_when_fewer_live_ones_exist_than_it_runs_at_once()
     assert stuck.pods_missing(job, [pod(phase="Running")])                      # one worker refused
     assert stuck.pods_missing(job, [pod(phase="Running"), pod(phase="Failed")])
     assert not stuck.pods_missing(job, [pod(phase="Running"), pod(phase="Pending")])
+
+
+def test_a_deployment_whose_replica_set_cannot_create_pods_says_why():
+    refused = {"metadata": {"name": "digits"}, "status": {"conditions": [
+        {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"},
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+         "message": 'pods "digits-7c9-x" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1'}]}}
+    found = stuck.replica_failure(refused)
+    assert found.reason == "FailedCreate" and found.message.startswith("Deployment digits: pods")
+    assert stuck.replica_failure({"metadata": {"name": "digits"}, "status": {"conditions": [
+        {"type": "ReplicaFailure", "status": "False"}]}}) is None
+
+
+def test_a_serving_pod_that_does_not_start_is_in_the_message_a_condition_and_one_event():
+    """Seen on the real node: a serving image that could not be pulled left 'rolling out v1' and nothing else."""
+    md = body()
+    plan_ = p.plan(md, parse(md["spec"]), p.Observed(), b.Images(), "2026-12-01T10:00:00Z")
+    for observed in (p.Observed(training_job=p.JobState(active=False, succeeded=True, report=_report("train"))),
+                     p.Observed(compression_job=p.JobState(active=False, succeeded=True, report=_report("compress")))):
+        md["status"] = plan_.status
+        plan_ = p.plan(md, parse(md["spec"]), observed, b.Images(), "2026-12-01T10:00:00Z")
+    md["status"] = plan_.status
+    trouble = stuck.Stuck("ImagePullBackOff", "pod digits-1: container serve: ImagePullBackOff: not found")
+    rolling = p.DeploymentState(version="v1", desired=2, replicas=2, ready=0, updated=2, rolled_out=False, stuck=trouble)
+    for round_ in range(2):
+        plan_ = p.plan(md, parse(md["spec"]), p.Observed(deployment=rolling), b.Images(), "2026-12-01T10:00:00Z")
+        md["status"] = plan_.status
+        warnings = [e for e in plan_.events if e[1] == "ImagePullBackOff"]
+        assert len(warnings) == (1 if round_ == 0 else 0), plan_.events
+        assert plan_.recheck_after_s == p.RECHECK_STARTING_S   # pods are not watched: look again
+    assert md["status"]["phase"] == "Deploying" and "not running: pod digits-1" in md["status"]["message"]
+    assert get_condition(md["status"]["conditions"], "Deployed")["reason"] == "ImagePullBackOff"
+    assert "ImagePullBackOff" in get_condition(md["status"]["conditions"], "Ready")["message"]
+
+
+def _report(stage):
+    return StageReport(stage=stage, succeeded=True, version="v1", metric="accuracy", metrics={"accuracy": 0.95})

@@ -28,7 +28,7 @@ def test_a_full_segment_is_written_at_once_and_the_rest_on_close(tmp_path):
         s.start()
         for i in range(7):
             s.add(record(i))
-        for _ in range(100):
+        for _ in range(3000):   # up to 30 s: the writer is a thread, slow on a loaded machine
             if len(written(tmp_path)) >= 6:
                 break
             await asyncio.sleep(0.01)
@@ -47,7 +47,7 @@ def test_a_partial_segment_is_written_after_flush_s(tmp_path):
         s.start()
         s.add(record(0))
         s.add(record(1))
-        for _ in range(100):
+        for _ in range(3000):   # up to 30 s: the writer is a thread, slow on a loaded machine
             if written(tmp_path):
                 break
             await asyncio.sleep(0.01)

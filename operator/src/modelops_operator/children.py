@@ -56,7 +56,16 @@ class Children:
         found = self.read("Deployment", name or b.serving_name(self.owner))
         if found is None or verdict(found, self.owner.uid, self.owner.name) != OURS:
             return None
-        return pipeline.deployment_state(found)
+        state = pipeline.deployment_state(found)
+        if state.rolled_out or not state.desired:
+            return state
+        # Rolling out: the new version's pods, and the events of one that says nothing itself (a mount).
+        pods = self.kube.list("Pod", self.owner.namespace,
+                              f"{b.serving_label_selector(self.owner)},{c.LABEL_VERSION}={state.version}")
+        events = []
+        for pod in stuck.pods_to_ask_about(pods)[:1]:
+            events += self.kube.warning_events(self.owner.namespace, "Pod", pod)
+        return dataclasses.replace(state, stuck=stuck.diagnose(pods, events) or stuck.replica_failure(found))
 
     def in_the_way(self, wanted: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], InTheWay]:
         out = {}

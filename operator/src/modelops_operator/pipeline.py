@@ -56,6 +56,7 @@ class DeploymentState:
     rolled_out: bool      # as `kubectl rollout status`: every desired replica updated and available, no old one left
     available: int = 0
     replicas_applied_by_us: bool = False   # spec.replicas is in this operator's applied configuration
+    stuck: Stuck | None = None             # why the rolling-out version's pods do not start, when Kubernetes says
 
     @property
     def ready_text(self) -> str:
@@ -637,11 +638,14 @@ def _serve(p: Pass) -> str | None:
 def _watch_rollout(p: Pass, target: str, servable: str) -> None:
     deployment = p.observed.deployment
     if deployment is None or deployment.version != target or not deployment.rolled_out:
-        progress = (f" ({deployment.updated}/{deployment.desired} updated, {deployment.available} available)"
-                    if deployment is not None and deployment.version == target else "")
-        p.condition("Deployed", False, "RollingOut", f"rolling out {target}{progress}")
+        message = f"rolling out {target}"
+        if deployment is not None and deployment.version == target:
+            message += f" ({deployment.updated}/{deployment.desired} updated, {deployment.available} available)"
+            message = _watch_serving_pods(p, deployment, message)
+        else:
+            p.condition("Deployed", False, "RollingOut", message)
         if p.run["stage"] in ("serve", "done") or p.spec.pinned_version:
-            p.phase, p.message = "Deploying", f"rolling out {target}{progress}"
+            p.phase, p.message = "Deploying", message
         return
     if p.served != target:
         p.event("Normal", "Deployed", f"{target} is serving ({deployment.ready_text} replicas ready)")
@@ -751,13 +755,30 @@ def _watch_start(p: Pass, job: JobState, message: str, condition_type: str, norm
     return message
 
 
+def _watch_serving_pods(p: Pass, deployment: DeploymentState, message: str) -> str:
+    """A rollout in progress: say why its pods do not start (once per new reason), and look again soon.
+
+    Pods are not watched, and a pod stuck pulling its image changes nothing on the Deployment.
+    """
+    p.out.recheck_after_s = RECHECK_STARTING_S
+    if deployment.stuck is None:
+        p.condition("Deployed", False, "RollingOut", message)
+        return message
+    message = f"{message}: not running: {deployment.stuck.message}"
+    if (get_condition(p.before, "Deployed") or {}).get("reason") != deployment.stuck.reason:
+        p.event("Warning", deployment.stuck.reason, message)
+    p.condition("Deployed", False, deployment.stuck.reason, message)
+    return message
+
+
 def _not_ready_message(served: str | None, target: str | None, deployment: DeploymentState | None) -> str:
     if deployment is None or not (served or target):
         return "no ready serving replica yet"
     if deployment.desired == 0:
         return f"{served or target} is scaled to 0 replicas"
     return (f"rolling out {deployment.version}: {deployment.updated}/{deployment.desired} updated, "
-            f"{deployment.available} available, {deployment.ready_text} ready")
+            f"{deployment.available} available, {deployment.ready_text} ready"
+            + (f": not running: {deployment.stuck.message}" if deployment.stuck else ""))
 
 
 def _serving_target(spec: Spec, run: Mapping[str, Any], history: list[Mapping[str, Any]],

@@ -74,6 +74,16 @@ def diagnose(pods: Iterable[Mapping[str, Any]], events: Iterable[Mapping[str, An
     return None
 
 
+def replica_failure(deployment: Mapping[str, Any]) -> Stuck | None:
+    """The Deployment's ReplicaFailure condition: its ReplicaSet could not create pods (a quota, an admission)."""
+    for condition in (deployment.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+            name = (deployment.get("metadata") or {}).get("name", "")
+            return Stuck(condition.get("reason") or "FailedCreate",
+                         f"Deployment {name}: {_short(condition.get('message'))}")
+    return None
+
+
 def _waiting(pod: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
     status = pod.get("status") or {}
     for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):

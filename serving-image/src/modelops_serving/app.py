@@ -266,7 +266,9 @@ class ServingApp:
 
     async def v1_predict(self, request: _Request) -> Reply:
         self._serving(request)
-        inputs, key = self._parse_v1(await self._json(request))
+        raw = await self._body(request)
+        rows = protocol_v1.rows_from_text(raw, signature=self.model.signature, max_rows=self.settings.max_instances)
+        inputs, key = (rows, "predictions") if rows is not None else self._parse_v1(self._loads(raw))
         outputs = await self.infer(inputs)
         prediction_id = self.remember(outputs, inputs)
         reply = protocol_v1.encode_predict(key, self.model.signature, outputs)

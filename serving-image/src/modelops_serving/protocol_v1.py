@@ -13,8 +13,22 @@ from typing import Any, Sequence
 import numpy as np
 from modelops_contracts.signature import Signature
 
+from . import jsonnum
 from .errors import bad_request
-from .tensors import batch, expected, from_json, rows_from_named
+from .tensors import batch, checked, expected, from_json, rows_from_named, typed
+
+
+def rows_from_text(raw: bytes, *, signature: Signature, max_rows: int) -> list[np.ndarray] | None:
+    """A `{"instances": [...]}` body of integers for a one-input integer model (images), decoded from its
+    text (jsonnum.instances_text); None for any other body, which `parse_predict` decodes."""
+    if len(signature.inputs) != 1:
+        return None
+    spec = signature.inputs[0]
+    array = jsonnum.instances_text(raw, tuple(spec.item_shape), spec.dtype)
+    if array is None:
+        return None
+    return batch({spec.name: checked(typed(array, spec, where="instances"), spec, where="instances")}, signature,
+                 max_rows=max_rows, where="instances")
 
 
 def parse_predict(body: Any, *, signature: Signature, max_rows: int,
@@ -38,8 +52,10 @@ def _rows(instances: Any, signature: Signature, max_rows: int, feature_names: Se
                 instances = rows_from_named(instances, feature_names, spec.name)
             else:
                 instances = [i[spec.name] if isinstance(i, dict) and set(i) == {spec.name} else i for i in instances]
-        return batch({spec.name: from_json(instances, spec, where="instances")}, signature, max_rows=max_rows,
-                     where="instances")
+        fast = jsonnum.integers(instances, tuple(spec.item_shape), spec.dtype)
+        array = checked(typed(fast, spec, where="instances"), spec, where="instances") if fast is not None else \
+            from_json(instances, spec, where="instances")
+        return batch({spec.name: array}, signature, max_rows=max_rows, where="instances")
     if not isinstance(instances, list) or not instances:
         raise bad_request("instances: expected a non-empty list of objects keyed by input name; the model's "
                           f"inputs are {', '.join(expected(t) for t in signature.inputs)}")

@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 from modelops_contracts.signature import Signature, TensorSpec
 
+from . import jsonnum
 from .errors import bad_request
 from .tensors import batch, checked, expected, typed
 
@@ -118,10 +119,15 @@ def _input(spec: dict[str, Any], i: int, signature: Signature, binary: bytes, of
 def _json_tensor(data: list, spec: TensorSpec, shape: list[int], count: int, where: str) -> np.ndarray:
     if count == 0:
         raise bad_request(f"{where}: empty batch, at least one instance is needed")
-    try:
-        array = np.array(data)
-    except (ValueError, TypeError, OverflowError):
-        raise bad_request(f"{where}.data: ragged or mixed nesting") from None
+    item = tuple(shape[1:])
+    array = jsonnum.integers(data, item, spec.dtype, flat=True) if shape else None
+    if array is None and shape:
+        array = jsonnum.integers(data, item, spec.dtype)
+    if array is None:
+        try:
+            array = np.array(data)
+        except (ValueError, TypeError, OverflowError):
+            raise bad_request(f"{where}.data: ragged or mixed nesting") from None
     array = typed(array, spec, where=f"{where}.data")
     if array.size != count:
         raise bad_request(f"{where}.data: {array.size} values do not fill shape {shape}")

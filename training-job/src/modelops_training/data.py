@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from modelops_contracts.jobconfig import JobConfig
 
-from . import features as feats, formats, sources
+from . import features as feats, formats, record_stream, records, sources
 from .errors import BadConfig, BadData
 from .features import Features
 
@@ -48,6 +48,9 @@ class Prepared:
     x_val: Features
     y_val: np.ndarray
     fingerprint: str               # sha256 of the data and split, so compression can check it sees the same
+    # TFRecord data: the training split streams from the files and x_train/y_train hold only its first
+    # examples (record_stream.py); None when every split is in memory.
+    stream: "record_stream.RecordStream | None" = None
 
     @property
     def num_features(self) -> int:
@@ -55,7 +58,7 @@ class Prepared:
 
     @property
     def train_rows(self) -> int:
-        return feats.count(self.x_train)
+        return self.stream.train_rows if self.stream is not None else feats.count(self.x_train)
 
     @property
     def val_rows(self) -> int:
@@ -75,15 +78,22 @@ def task_of(config: JobConfig) -> str:
 
 def load(config: JobConfig) -> Prepared:
     task = task_of(config)
+    if not _custom_loader(config) and records.kind(config.data.uri, config.data.feature_spec) == "tfrecord":
+        return record_stream.prepare(config, task)
     table = _load_table(config)
     return prepare(table, task, config.data.validation_split, config.data.shuffle_seed)
 
 
+def _custom_loader(config: JobConfig):
+    """A custom module's `load_data`, which takes precedence over `data.uri`; None without one."""
+    if config.model.template != "custom":
+        return None
+    return getattr(import_custom_module(config.model.custom_module), "load_data", None)
+
+
 def _load_table(config: JobConfig) -> Table:
-    if config.model.template == "custom":
-        module = import_custom_module(config.model.custom_module)
-        if hasattr(module, "load_data"):
-            return _table_from_custom(module.load_data(config), config.model.custom_module)
+    if (load_data := _custom_loader(config)) is not None:
+        return _table_from_custom(load_data(config), config.model.custom_module)
     builtin = sources.builtin_name(config.data.uri)
     if builtin == "linear":
         return linear_table()
@@ -182,14 +192,18 @@ def _check_finite(values: np.ndarray, names: list[str], label: str) -> None:
         raise BadData(f"data: column {names[c]!r} in {label} line {r + 2} is {values[r, c]} (NaN or infinite)")
 
 
-def prepare(table: Table, task: str, validation_split: float, seed: int) -> Prepared:
-    n = feats.count(table.features)
+def split(n: int, validation_split: float, seed: int, source: str) -> tuple[np.ndarray, int]:
+    """The seeded permutation of the n examples and how many of its first ones are the validation split."""
     n_val = int(round(n * validation_split))
     if n_val < 1 or n - n_val < 2:
-        raise BadData(f"data: {n} rows in {table.source} are too few for validationSplit {validation_split} "
+        raise BadData(f"data: {n} rows in {source} are too few for validationSplit {validation_split} "
                       f"(need at least 2 training rows and 1 validation row)")
-    y, classes = _encode_target(table, task)
-    order = np.random.default_rng(seed).permutation(n)
+    return np.random.default_rng(seed).permutation(n), n_val
+
+
+def prepare(table: Table, task: str, validation_split: float, seed: int) -> Prepared:
+    order, n_val = split(feats.count(table.features), validation_split, seed, table.source)
+    y, classes = encode_target(table.target, task, table.source)
     val, train = order[:n_val], order[n_val:]
     digest = hashlib.sha256()
     parts = [a[order] for _, a in feats.named(table.features)] + [y[order], "\0".join(table.feature_names).encode()]
@@ -202,20 +216,21 @@ def prepare(table: Table, task: str, validation_split: float, seed: int) -> Prep
                     x_val=feats.take(table.features, val), y_val=y[val], fingerprint=digest.hexdigest())
 
 
-def _encode_target(table: Table, task: str) -> tuple[np.ndarray, list]:
-    raw = np.char.strip(table.target) if table.target.dtype.kind == "U" else table.target
+def encode_target(target: np.ndarray, task: str, source: str) -> tuple[np.ndarray, list]:
+    """The target as the model learns it (float32 values, or int32 class indices) and the class labels."""
+    raw = np.char.strip(target) if target.dtype.kind == "U" else target
     numeric = _as_float(raw)
     if task == "regression":
         if numeric is None:
-            raise BadData(f"data.target: the target in {table.source} has non-numeric values (regression needs numbers)")
-        _check_finite(numeric[:, None], ["target"], table.source)
+            raise BadData(f"data.target: the target in {source} has non-numeric values (regression needs numbers)")
+        _check_finite(numeric[:, None], ["target"], source)
         return numeric.astype(np.float32), []
     labels = raw if numeric is None else numeric
     if numeric is not None:
-        _check_finite(numeric[:, None], ["target"], table.source)
+        _check_finite(numeric[:, None], ["target"], source)
     classes, y = np.unique(labels, return_inverse=True)
     if len(classes) < 2:
-        raise BadData(f"data.target: classification needs at least 2 classes, {table.source} has {len(classes)}")
+        raise BadData(f"data.target: classification needs at least 2 classes, {source} has {len(classes)}")
     as_python = [int(c) if numeric is not None and float(c).is_integer() else c.item() for c in classes]
     return y.astype(np.int32), as_python
 

@@ -30,7 +30,8 @@ def is_table(x: Features) -> bool:
     return not isinstance(x, Mapping) and x.ndim == 2
 
 
-def describe(x: Features) -> str:
-    """For log lines: `1438 examples of uint8 [8, 8, 1]` or `… of image uint8 [8, 8, 1], age float32 [1]`."""
+def describe(x: Features, examples: int | None = None) -> str:
+    """For log lines: `1438 examples of uint8 [8, 8, 1]` or `… of image uint8 [8, 8, 1], age float32 [1]`
+    (`examples` when x only samples them)."""
     parts = [f"{name + ' ' if name else ''}{a.dtype} {list(a.shape[1:])}" for name, a in named(x)]
-    return f"{count(x)} examples of {', '.join(parts)}"
+    return f"{count(x) if examples is None else examples} examples of {', '.join(parts)}"

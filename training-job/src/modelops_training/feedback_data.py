@@ -21,7 +21,7 @@ from modelops_contracts.jobconfig import FeedbackSource, JobConfig
 
 from . import features as feats
 from .data import Prepared
-from .errors import BadData
+from .errors import BadConfig, BadData
 
 log = logging.getLogger("modelops.feedback")
 
@@ -32,6 +32,10 @@ def extend(prepared: Prepared, config: JobConfig) -> tuple[Prepared, dict[str, A
     source = config.feedback
     if source is None:
         return prepared, {}
+    if prepared.stream is not None:
+        # Feedback rows join an in-memory training split; a streamed one is read from its files alone.
+        raise BadConfig(f"feedback: training on served feedback needs the training data in memory, and "
+                        f"{config.data.uri} streams TFRecord files; leave feedback unset for this data")
     train_rows = prepared.train_rows
     cap = int(source.max_share * train_rows / (1.0 - source.max_share))
     chosen, info = _newest_rows(source, prepared, cap)

@@ -1,10 +1,31 @@
-"""The tf.data input pipeline: shuffled, repeated, batched, prefetched, sharded by element across workers."""
+"""The tf.data input pipeline: shuffled, repeated, batched, prefetched, sharded across workers.
+
+In-memory data is sharded by element; TFRecord data streams from its files (`record_stream.py`).
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from . import features
+from . import features, record_stream
 from .tf_runtime import tf
+
+
+def for_training(prepared, global_batch_size: int, seed: int, workers: int) -> "tf.data.Dataset":
+    if prepared.stream is not None:
+        return record_stream.training_dataset(prepared.stream, global_batch_size, seed, workers)
+    return training_dataset(prepared.x_train, prepared.y_train, global_batch_size, seed)
+
+
+def describe_sharding(prepared, workers: int) -> str:
+    """For the training log: where the training examples come from and how workers split them."""
+    stream = prepared.stream
+    if stream is None:
+        return "from memory, sharded by DATA" if workers > 1 else "from memory"
+    policy = stream.shard_policy(workers)
+    why = (f"{len(stream.files)} files for {workers} workers" if policy == "FILE" else
+           f"fewer files ({len(stream.files)}) than workers ({workers})")
+    return (f"streamed from {len(stream.files)} TFRecord files" +
+            (f", sharded by {policy} ({why})" if workers > 1 else ""))
 
 
 def training_dataset(x: features.Features, y: np.ndarray, global_batch_size: int, seed: int) -> "tf.data.Dataset":

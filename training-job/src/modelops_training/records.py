@@ -2,16 +2,14 @@
 `data.featureSpec`.
 
 TFRecord: `data.uri` is a `.tfrecord`/`.tfrecords` file or a glob of shards (local or pvc://); every
-feature is parsed as its declared dtype and shape, `data.target` names the scalar target feature.
-Records are read file by file in batches (no file is loaded whole); a record that does not parse is
-named by file, record index and TF's message (which names the feature). Image directory: one
-sub-folder per class of PNG/JPEG files, decoded to the declared [height, width, channels] and resized;
-a file that does not decode is named. The parsed examples are then split and fingerprinted like any
-other data (in memory).
+feature is parsed as its declared dtype and shape, `data.target` names the scalar target feature. The
+records stream (`record_stream.py`); a record that does not parse is named by file, record index and
+TF's message (which names the feature), by the helpers here. Image directory: one sub-folder per class
+of PNG/JPEG files, decoded to the declared [height, width, channels] and resized; a file that does not
+decode is named. The decoded images are then split and fingerprinted like any other data (in memory).
 """
 from __future__ import annotations
 
-import glob
 import re
 from pathlib import Path
 
@@ -23,7 +21,6 @@ from .errors import BadConfig, BadData
 
 RECORD_SUFFIXES = (".tfrecord", ".tfrecords")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-BATCH = 256
 
 
 def kind(uri: str, feature_spec: dict | None) -> str | None:
@@ -42,12 +39,11 @@ def kind(uri: str, feature_spec: dict | None) -> str | None:
 
 
 def load(config: JobConfig):
+    """An image directory as a Table (TFRecord data streams instead: `record_stream.prepare`)."""
     spec = config.data.feature_spec
     if not spec:
         raise BadConfig(f"data.featureSpec: required to read {config.data.uri} (the name, dtype and shape of "
                         f"each feature)")
-    if kind(config.data.uri, spec) == "tfrecord":
-        return _tfrecords(config.data.uri, spec, config.data.target)
     return _image_directory(config.data.uri, spec)
 
 
@@ -56,77 +52,19 @@ def _tf():
     return tf
 
 
-def _tfrecords(uri: str, spec: dict, target: str | None):
-    from .data import Table
-
+def name_bad_record(name: str, batch, features: dict, start: int) -> None:
     tf = _tf()
-    if target not in spec:
-        raise BadConfig(f"data.target: {target!r} must name one of the featureSpec features ({', '.join(spec)})")
-    if spec[target]["shape"]:
-        raise BadConfig(f"data.featureSpec.{target}.shape: the target is one value per example, use []")
-    pattern = str(sources.resolve_local_path(uri))
-    files = sorted(glob.glob(pattern))
-    if not files:
-        raise BadData(f"data.uri: no TFRecord file matches {pattern}")
-    parse_as = {"float32": tf.float32, "int64": tf.int64, "uint8": tf.int64, "string": tf.string}
-    features = {name: tf.io.FixedLenFeature(s["shape"], parse_as[s["dtype"]]) for name, s in spec.items()}
-    columns: dict[str, list] = {name: [] for name in spec}
-    for path in files:
-        for name, values in _read_file(tf, path, features).items():
-            columns[name].append(values)
-    arrays = {name: _typed(np.concatenate(parts), spec[name]["dtype"], name, files) for name, parts in columns.items()}
-    if not len(arrays[target]):
-        raise BadData(f"data.uri: {', '.join(Path(f).name for f in files)} hold no records")
-    y = arrays.pop(target)
-    x = next(iter(arrays.values())) if len(arrays) == 1 else arrays
-    names = []
-    if len(arrays) == 1 and x.ndim == 2 and x.dtype == np.float32:
-        names = [f"{next(iter(arrays))}_{i}" for i in range(x.shape[1])]
-    return Table(features=x, target=y, feature_names=names, source=Path(files[0]).name)
-
-
-def _read_file(tf, path: str, features: dict) -> dict[str, np.ndarray]:
-    name, out, start = Path(path).name, {k: [] for k in features}, 0
-    try:
-        for batch in tf.data.TFRecordDataset(path).batch(BATCH):
-            try:
-                parsed = tf.io.parse_example(batch, features)
-            except tf.errors.InvalidArgumentError as e:
-                _name_bad_record(tf, name, batch, features, start)
-                raise BadData(f"data: {name} records {start}..{start + int(batch.shape[0]) - 1}: "
-                              f"{_message(e)}") from None
-            for k, v in parsed.items():
-                out[k].append(v.numpy())
-            start += int(batch.shape[0])
-    except tf.errors.DataLossError as e:
-        raise BadData(f"data: {name} record {start} onwards: not a TFRecord file or corrupt "
-                      f"({_message(e)})") from None
-    return {k: np.concatenate(v) if v else np.zeros((0, *features[k].shape)) for k, v in out.items()}
-
-
-def _name_bad_record(tf, name: str, batch, features: dict, start: int) -> None:
     for i, record in enumerate(batch):
         try:
             tf.io.parse_single_example(record, features)
         except tf.errors.InvalidArgumentError as e:
-            raise BadData(f"data: {name} record {start + i}: {_message(e)}") from None
+            raise BadData(f"data: {name} record {start + i}: {message(e)}") from None
 
 
-def _message(e) -> str:
+def message(e) -> str:
     """TF's first line without the op and device decoration: `Key: image.  Data types don't match. …`."""
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", e.message.splitlines()[0])
     return re.sub(r"\s*\[Op:\w+\]$", "", text).strip()
-
-
-def _typed(values: np.ndarray, dtype: str, name: str, files: list[str]) -> np.ndarray:
-    if dtype == "uint8":
-        if len(values) and (values.min() < 0 or values.max() > 255):
-            raise BadData(f"data: feature {name!r} in {Path(files[0]).name}…: values outside uint8's 0..255")
-        return values.astype(np.uint8)
-    if dtype == "float32" and not np.isfinite(values).all():
-        bad = np.argwhere(~np.isfinite(values.reshape(len(values), -1)))[0][0]
-        raise BadData(f"data: feature {name!r} record {bad} (counting across files) is NaN or infinite")
-    return values
 
 
 def _image_directory(uri: str, spec: dict):
@@ -161,6 +99,6 @@ def _decode(path: Path, label: str, image: dict) -> np.ndarray:
     try:
         decoded = tf.io.decode_image(path.read_bytes(), channels=channels, expand_animations=False)
     except tf.errors.InvalidArgumentError as e:
-        raise BadData(f"data: {label} does not decode as an image ({_message(e)})") from None
+        raise BadData(f"data: {label} does not decode as an image ({message(e)})") from None
     resized = tf.image.resize(decoded, [height, width]).numpy()
     return np.clip(np.rint(resized), 0, 255).astype(np.uint8) if image["dtype"] == "uint8" else resized.astype(np.float32)

@@ -43,12 +43,16 @@ class ModelInputs:
     def of(cls, data: Prepared) -> "ModelInputs":
         regression = data.task == "regression"
         table = feats.is_table(data.x_train)
-        return cls(target_mean=float(data.y_train.mean()) if regression else 0.0,
-                   target_std=float(data.y_train.std() or 1.0) if regression else 1.0,
+        # Streamed data: the statistics of the whole training split, which x_train only samples.
+        stream = data.stream
+        y = data.y_train if stream is None else stream.labels[stream.train_mask]
+        mean = (data.x_train.mean(axis=0) if stream is None else stream.mean) if table else None
+        variance = (data.x_train.var(axis=0) if stream is None else stream.variance) if table else None
+        return cls(target_mean=float(y.mean()) if regression else 0.0,
+                   target_std=float(y.std() or 1.0) if regression else 1.0,
                    task=data.task, num_features=data.num_features, num_classes=len(data.classes),
-                   feature_names=list(data.feature_names),
-                   mean=data.x_train.mean(axis=0) if table else None,
-                   variance=_usable_variance(data.x_train.var(axis=0)) if table else None,
+                   feature_names=list(data.feature_names), mean=mean,
+                   variance=_usable_variance(variance) if table else None,
                    input_shapes={k: (str(a.dtype), tuple(a.shape[1:])) for k, a in feats.named(data.x_train)})
 
     def normalization(self) -> "keras.layers.Layer":

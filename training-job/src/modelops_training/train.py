@@ -68,12 +68,15 @@ def _train(config: JobConfig) -> StageReport:
         callbacks = [backup.PeriodicBackup(str(artifacts.backup_dir(config.version_dir, spec.attempt)), every),
                      epoch_log,
                      keras.callbacks.TensorBoard(str(log_dir), histogram_freq=0, profile_batch=0)]
+        workers = worker_env.worker_count(tf_config)
         log.info("%s: training %s on %s, %d epochs × %d steps, strategy %s with %d replicas, "
-                 "backup every %d epochs", label, config.model.template, features.describe(prepared.x_train),
-                 spec.epochs, steps, spec.strategy, strategy.num_replicas_in_sync, every)
+                 "backup every %d epochs", label, config.model.template,
+                 features.describe(prepared.x_train, prepared.train_rows), spec.epochs, steps, spec.strategy,
+                 strategy.num_replicas_in_sync, every)
+        if prepared.stream is not None or workers > 1:
+            log.info("%s: training examples %s", label, pipeline.describe_sharding(prepared, workers))
         try:
-            history = model.fit(pipeline.training_dataset(prepared.x_train, prepared.y_train, spec.batch_size,
-                                                          spec.seed),
+            history = model.fit(pipeline.for_training(prepared, spec.batch_size, spec.seed, workers),
                                 epochs=spec.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=0,
                                 validation_data=pipeline.validation_dataset(prepared.x_val, prepared.y_val,
                                                                             spec.batch_size),
