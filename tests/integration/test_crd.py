@@ -33,6 +33,18 @@ def test_the_api_server_fills_in_defaults(crd, namespace):
     assert spec["evaluation"]["maxRetrains"] == 2
 
 
+def test_a_canary_rollout_gets_the_defaults_the_operator_assumes(crd, namespace):
+    from modelops_operator.rollout import FIELDS, Rollout, parse_rollout
+    md = copy.deepcopy(BASE)
+    md["metadata"]["name"] = "canary"
+    md["spec"]["serving"]["rollout"] = {"strategy": "Canary", "canary": {"replicas": 2}}
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(md))
+    canary = kubectl_json("get", "md/canary", "-n", namespace)["spec"]["serving"]["rollout"]["canary"]
+    assert set(canary) == {path.split(".")[-1] for path, default, *_ in FIELDS.values()
+                           if path.startswith("canary.") and default is not None}
+    assert parse_rollout({"rollout": {"strategy": "Canary", "canary": canary}}) == Rollout(strategy="Canary", replicas=2)
+
+
 def test_explain_describes_the_fields(crd):
     out = kubectl("explain", "md.spec.evaluation.threshold").stdout
     assert "exactly one of min (higher is better) or max (lower is better)" in " ".join(out.split())
@@ -129,6 +141,16 @@ INVALID = [
     ("empty pull secret", set_path("imagePullSecrets", [{"name": ""}]), "spec.imagePullSecrets[0].name"),
     ("env shadowing the operator's", set_path("serving.env", [{"name": "MODELOPS_MODEL_DIR", "value": "/x"}]),
      "spec.serving.env"),
+    ("unknown rollout strategy", set_path("serving.rollout", {"strategy": "BlueGreen"}), "spec.serving.rollout.strategy"),
+    ("no canary pods", set_path("serving.rollout", {"strategy": "Canary", "canary": {"replicas": 0}}),
+     "spec.serving.rollout.canary.replicas"),
+    ("error rate above 1", set_path("serving.rollout", {"canary": {"maxErrorRate": 2}}),
+     "spec.serving.rollout.canary.maxErrorRate"),
+    ("canary timeout before its minimum time", set_path("serving.rollout", {
+        "strategy": "Canary", "canary": {"minDurationSeconds": 900, "timeoutSeconds": 600}}),
+     "spec.serving.rollout.canary.minDurationSeconds"),
+    ("unknown timeout policy", set_path("serving.rollout", {"canary": {"onTimeout": "Promote"}}),
+     "spec.serving.rollout.canary.onTimeout"),
 ]
 
 
@@ -148,7 +170,7 @@ def test_the_operators_own_reader_refuses_the_same_corpus():
                    "both threshold bounds", "no threshold bound", "max bound for accuracy",
                    "pruning without conversion", "min above max replicas", "autoscaling without max", "no storage",
                    "empty node label name", "empty annotation name", "env shadowing the operator's",
-                   "autoscaling without a cpu request"}
+                   "autoscaling without a cpu request", "canary timeout before its minimum time"}
     for what, change, field in INVALID:
         if what in cross_field:
             with pytest.raises(SpecError, match=field.replace(".", r"\.")):

@@ -6,7 +6,7 @@ import urllib.request
 import yaml
 
 from tests.integration.operator_fixtures import (
-    OperatorProcess, apply, finish_job, load_example, objects, wait_md, wait_phase,
+    OperatorProcess, apply, finish_job, load_example, objects, report, wait_md, wait_phase,
 )
 from tests.integration.test_operator import drive_to_ready
 from tests.support.kube import REPO_ROOT, kubectl, kubectl_json, wait_for, write_serviceaccount_kubeconfig
@@ -57,6 +57,7 @@ def test_the_charts_permissions_are_exactly_what_the_operator_uses(crd, namespac
     try:
         md = load_example("diabetes-multiworker")                     # autoscaling: HPA and PDB
         md["spec"]["storage"]["deleteOnModelDeletion"] = True         # the finalizer and the clean-up Job
+        md["spec"]["serving"]["rollout"] = {"strategy": "Canary"}       # a canary Deployment, made and deleted
         # A quota that admits no pod: the operator reads the Job's events to say why it does not start.
         kubectl("create", "quota", "no-pods", "--hard=pods=0", "-n", namespace)
         apply(namespace, md)
@@ -72,7 +73,15 @@ def test_the_charts_permissions_are_exactly_what_the_operator_uses(crd, namespac
                     f"training of v{epochs - 39}")
         wait_for(lambda: "diabetes-train-v2-a1" not in [j["metadata"]["name"] for j in objects(namespace, "jobs")],
                  30, "the superseded Job to be deleted")
-        drive_to_ready(namespace, "diabetes", version="v3", metric="r2", accuracy=0.45, pods=2)
+        # v3 is a canary beside v1 (serving.rollout), promoted by hand: the canary Deployment is deleted after.
+        finish_job(namespace, "diabetes-train-v3-a1", pods=2, message=report("train", "v3", {"r2": 0.45}))
+        wait_phase(namespace, "diabetes", "Compressing")
+        finish_job(namespace, "diabetes-compress-v3", message=report("compress", "v3", {"r2": 0.449}))
+        wait_phase(namespace, "diabetes", "Canary")
+        kubectl("annotate", "md/diabetes", "-n", namespace, "modelops.io/rollout=promote")
+        wait_for(lambda: [d["metadata"]["name"] for d in objects(namespace, "deployments")] == ["diabetes"], 60,
+                 "the promoted canary's Deployment to be deleted")
+        wait_phase(namespace, "diabetes", "Ready")
         del md["spec"]["serving"]["autoscaling"]                      # HPA and PDB go away
         apply(namespace, md)
         wait_for(lambda: not objects(namespace, "hpa") and not objects(namespace, "pdb"), 30, "HPA and PDB removal")

@@ -419,6 +419,29 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
             "metadata": metadata(owner, serving_name(owner), "serving"), "spec": deployment_spec}
 
 
+def canary_name(owner: Owner) -> str:
+    return f"{owner.name}-canary"
+
+
+def canary_selector(owner: Owner) -> dict[str, str]:
+    return {**serving_selector(owner), c.LABEL_TRACK: c.TRACK_CANARY}
+
+
+def build_canary_deployment(spec: Spec, owner: Owner, images: Images, version: str,
+                            servable: str, uid: str | None = None) -> dict[str, Any]:
+    """The new version's pods beside the stable ones, as the stable Deployment would run them.
+
+    Its pods keep the serving labels, so the Service sends them a share of the traffic in proportion
+    to the ready endpoints (no mesh); the track label alone keeps its ReplicaSets apart from the stable
+    Deployment's. A fixed replica count: the HPA scales the stable Deployment only.
+    """
+    deployment = build_serving_deployment(spec, owner, images, version, servable, uid)
+    deployment["metadata"] = metadata(owner, canary_name(owner), "serving",
+                                      **{c.LABEL_VERSION: version, c.LABEL_TRACK: c.TRACK_CANARY})
+    deployment["spec"]["selector"] = {"matchLabels": canary_selector(owner)}
+    deployment["spec"]["template"]["metadata"]["labels"][c.LABEL_TRACK] = c.TRACK_CANARY
+    deployment["spec"]["replicas"] = spec.rollout.replicas
+    return deployment
 def _keep_feedback(container: dict[str, Any], spec: Spec, owner: Owner, uid: str | None) -> None:
     """The server keeps joined feedback in the model's feedback directory (the trainer made it, owned by the
     pods' user), and names itself in prediction ids so any replica can forward feedback to the right one.

@@ -51,8 +51,9 @@ class Children:
             events += self.kube.warning_events(self.owner.namespace, "Pod", pod)
         return dataclasses.replace(state, starting=True, stuck=stuck.diagnose(pods, events))
 
-    def deployment(self) -> pipeline.DeploymentState | None:
-        found = self.read("Deployment", b.serving_name(self.owner))
+    def deployment(self, name: str | None = None) -> pipeline.DeploymentState | None:
+        """The serving Deployment (or the one named, the canary) as observed; None when absent or not ours."""
+        found = self.read("Deployment", name or b.serving_name(self.owner))
         if found is None or verdict(found, self.owner.uid, self.owner.name) != OURS:
             return None
         state = pipeline.deployment_state(found)

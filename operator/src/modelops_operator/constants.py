@@ -16,6 +16,10 @@ LABEL_MODEL = f"{GROUP}/model-deployment"
 LABEL_VERSION = f"{GROUP}/model-version"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_STAGE = f"{GROUP}/stage"
+# On a canary's pods and in its Deployment's selector: the stable Deployment's selector (immutable, made
+# before canaries) matches them too, so only this label tells the canary's ReplicaSets apart.
+LABEL_TRACK = f"{GROUP}/track"
+TRACK_CANARY = "canary"
 # Which resource (uid) and which spec (version hash) a child was made for: a name proves neither.
 LABEL_OWNER_UID = f"{GROUP}/owner-uid"
 LABEL_SPEC_HASH = f"{GROUP}/spec-hash"

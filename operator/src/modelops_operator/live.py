@@ -101,6 +101,18 @@ def figures_status(f: LiveFigures) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def published(status: Mapping[str, Any]) -> dict[str, LiveFigures]:
+    """The figures per version as the last read left them in status.live (figures_status's inverse, less the
+    replicas' names): what a decision between two reads rests on. A version whose entry is malformed is left out."""
+    out = {}
+    for version, figures in ((status.get("live") or {}).get("versions") or {}).items():
+        try:
+            out[version] = LiveFigures.from_dict({**figures, "version": version, "replica": ""})
+        except LiveError:
+            continue
+    return out
+
+
 def status_of(reading: Reading, served: str | None) -> dict[str, Any]:
     """status.live: the served version's figures at the top (what is judged), every version's below."""
     out: dict[str, Any] = {"observedAt": reading.at, "replicas": 0,

@@ -31,7 +31,8 @@ def derived_names(name: str) -> dict[str, str]:
     return {"training Job": job, "worker hostname": f"{job}-{MAX_WORKERS - 1}",
             "training Job's workers Service": b.workers_service_name(job),
             "training ConfigMap": b.config_map_name(job), "compression Job": b.compression_job_name(owner, LONGEST_VERSION),
-            "cleanup Job": b.cleanup_job_name(owner), "serving Service": b.serving_name(owner)}
+            "cleanup Job": b.cleanup_job_name(owner), "serving Service": b.serving_name(owner),
+            "canary Deployment": b.canary_name(owner)}
 
 
 def longest_suffix() -> str:

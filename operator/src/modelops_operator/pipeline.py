@@ -16,7 +16,7 @@ from modelops_contracts.report import REASON_BY_EXIT_CODE, ReportError, StageRep
 
 from . import builders as b
 from . import constants as c
-from . import live, monitoring, policy
+from . import canary, live, monitoring, policy
 from .conditions import get_condition, set_condition, status_text
 from .ownership import FOREIGN, InTheWay
 from .spec import Spec
@@ -71,7 +71,9 @@ class Observed:
     deployment: DeploymentState | None = None
     # Objects holding the names of children this plan wants, and not ours (see ownership.py).
     in_the_way: dict[tuple[str, str], InTheWay] = field(default_factory=dict)
-    live: live.Reading | None = None          # the serving replicas' figures, when read this pass (spec.monitoring)
+    # The serving replicas' figures, when read this pass (spec.monitoring, or a canary being judged).
+    live: live.Reading | None = None
+    canary: DeploymentState | None = None      # the canary Deployment, when there is one of ours
 
 
 @dataclass
@@ -84,6 +86,8 @@ class Plan:
     status: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)   # (type, reason, message)
     recheck_after_s: float | None = None                               # reconcile again without an event
+    # The modelops.io/rollout annotation's value this pass acted on: removed last, if still that value.
+    clear_rollout_request: str | None = None
 
 
 # --- reading what pods and Jobs say (pure helpers over API dicts) --------------------------
@@ -297,6 +301,8 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
     _monitor(p)
     _run_stages(p)
     target = _serve(p)
+    _retire_canary(p, target)
+    _unanswered_request(p)
     _summarise(p, target)
     _keep_off_foreign(p)
     _judge_ready(p, target)
@@ -466,11 +472,114 @@ def _compress(p: Pass) -> Transition:
     p.record(version, outcome="Deploying", metrics=metrics, servable=decision.servable)
     p.event("Normal" if decision.servable == "tflite" else "Warning", decision.reason,
             f"{version}: {decision.message}")
-    return Next("serve")
+    return Next("canary")
+
+
+# --- canary (serving.rollout.strategy Canary): the new version beside the stable one, judged live
+
+def _canary(p: Pass) -> Transition:
+    """Serve the new version from the canary Deployment and judge it against the stable one; Replace, a pin
+    and a first version (nothing stable to compare with) go straight to serving."""
+    spec, version, stable = p.spec, p.version, p.served
+    if not spec.rollout.canary or not stable or stable == version or spec.pinned_version:
+        return Next("serve")
+    p.run.setdefault("canaryStartedAt", p.now)
+    p.out.apply.append(b.build_canary_deployment(spec, p.owner, p.images, version, p.run.get("servable") or "tflite",
+                                                 stored_under_uid(p.owner, p.run)))
+    manual, _ = canary.manual_request(_annotations(p))
+    if manual:
+        p.out.clear_rollout_request = _annotations(p)[canary.ANNOTATION]
+    versions = live.published(p.status)   # this pass's read (_monitor ran first), else the last one
+    verdict = canary.judge(spec.rollout, versions.get(version), versions.get(stable),
+                           ready_for_s=_canary_ready_for(p), age_s=_seconds(p.run["canaryStartedAt"], p.now),
+                           manual=manual)
+    state = p.observed.canary
+    p.status["canary"] = {"version": version, "stableVersion": stable, "decision": verdict.action,
+                          "reason": verdict.reason, "message": verdict.message, "figures": verdict.figures,
+                          "ready": state.ready_text if state is not None and state.version == version else "0/0"}
+    if verdict.action == canary.PROMOTE:
+        p.condition("Canary", True, verdict.reason, f"{version}: promoted over {stable}: {verdict.message}")
+        p.record(version, canary=verdict.figures)
+        p.event("Normal", "CanaryPromoted", f"{version}: {verdict.reason}: {verdict.message}")
+        return Next("serve")
+    if verdict.action == canary.ABORT:
+        return _reject(p, verdict)
+    p.out.recheck_after_s = spec.monitoring_period_s   # judged each period (the figures are read on each pass)
+    message = f"{version}: canary beside {stable}: {verdict.message}"
+    if not spec.monitoring_enabled:
+        message += (f"; spec.monitoring is off, so no live figures are read: decide with kubectl annotate "
+                    f"md/{p.owner.name} {canary.ANNOTATION}=promote (or abort)")
+    if verdict.action == canary.HOLD:
+        if (get_condition(p.before, "Canary") or {}).get("reason") != verdict.reason:
+            p.event("Warning", verdict.reason, message)
+        p.condition("Canary", False, verdict.reason, message)
+    else:
+        p.condition("Canary", None, verdict.reason, message)
+    return Stop("Canary", message)
+
+
+def _reject(p: Pass, verdict: canary.Verdict) -> Transition:
+    """Aborted: the canary goes, the stable version keeps serving, the version is Rejected with the figures."""
+    version = p.version
+    message = f"canary rejected against {p.served}: {verdict.message}"
+    p.run.update(reason=verdict.reason, message=f"{version}: {message}")
+    p.record(version, outcome="Rejected", finishedAt=p.now, message=f"{verdict.reason}: {message}",
+             canary=verdict.figures)
+    p.condition("Canary", False, verdict.reason, f"{version}: {message}")
+    p.event("Warning", "CanaryAborted", f"{version}: {verdict.reason}: {message}")
+    return Next("failed")
+
+
+def _canary_ready_for(p: Pass) -> float | None:
+    """How long every canary pod has been ready (None: not now); the clock restarts if one stops being ready."""
+    state = p.observed.canary
+    if state is None or state.version != p.version or not state.rolled_out or state.desired == 0:
+        p.run.pop("canaryReadySince", None)
+        return None
+    return _seconds(p.run.setdefault("canaryReadySince", p.now), p.now)
+
+
+def _seconds(since: str, now: str) -> float:
+    return live.parse_time(now) - live.parse_time(since)
+
+
+def _annotations(p: Pass) -> Mapping[str, str]:
+    return p.body["metadata"].get("annotations") or {}
+
+
+def _retire_canary(p: Pass, target: str | None) -> None:
+    """Delete the canary Deployment once nothing needs it: after a promotion only when the stable Deployment
+    has rolled out to its version (until then it keeps serving its share: no request fails), at once when
+    its version was rejected, superseded or is no longer the one to serve."""
+    if p.run["stage"] == "canary":
+        return
+    p.status.pop("canary", None)
+    state, stable = p.observed.canary, p.observed.deployment
+    if state is None:
+        return
+    handing_over = (state.version == target and p.run["stage"] == "serve"
+                    and not (stable is not None and stable.version == target and stable.rolled_out))
+    if not handing_over:
+        # Deletes are carried out before applies: an apply of it this pass (the stage that aborted) would undo this.
+        name = b.canary_name(p.owner)
+        p.out.apply = [o for o in p.out.apply if not (o["kind"] == "Deployment" and o["metadata"]["name"] == name)]
+        p.out.delete.append(("Deployment", name))
+
+
+def _unanswered_request(p: Pass) -> None:
+    """A modelops.io/rollout annotation no canary acted on (none judged, or a value that is no request):
+    say so once, and remove it, so that it cannot promote or abort a later canary by surprise."""
+    request = _annotations(p).get(canary.ANNOTATION)
+    if request is None or p.out.clear_rollout_request is not None:
+        return
+    _, problem = canary.manual_request(_annotations(p))
+    p.event("Warning" if problem else "Normal", "RolloutRequestIgnored",
+            problem or f"{canary.ANNOTATION}={request}: no canary is being judged")
+    p.out.clear_rollout_request = request
 
 
 # Stage name -> the function deciding it. A new stage is a new function and a new row.
-STAGES: dict[str, Callable[[Pass], Transition]] = {"train": _train, "compress": _compress}
+STAGES: dict[str, Callable[[Pass], Transition]] = {"train": _train, "compress": _compress, "canary": _canary}
 
 
 def _wait_for(p: Pass, job: JobState | None, job_name: str, condition_type: str, phase: str,

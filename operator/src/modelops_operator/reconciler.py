@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Mapping
 from kubernetes.client.exceptions import ApiException
 
 from . import builders as b
-from . import claims
+from . import canary, claims
 from . import constants as c
 from . import live
 from . import pipeline
@@ -160,6 +160,8 @@ class Reconciler:
         if spec.monitoring_enabled and plan.status.get("modelVersion"):   # the next read of live figures
             self.requeue(namespace, name, live.due(plan.status, spec.monitoring_period_s, now)
                          or spec.monitoring_period_s)
+        if plan.clear_rollout_request is not None:   # last: the status already says what the request did
+            self.kube.json_patch(c.KIND, namespace, name, canary.json_patch_clearing(plan.clear_rollout_request))
 
     def _read_live(self, body: Mapping[str, Any], spec: Spec, owner: b.Owner, now: str) -> live.Reading | None:
         """The serving replicas' live figures, once per monitoring period (None: not due, or nothing serves)."""
@@ -204,6 +206,8 @@ class Reconciler:
         elif run["stage"] == "compress":
             observed.compression_job = children.job(b.compression_job_name(owner, run["version"]), run["specHash"])
         observed.deployment = children.deployment()
+        # Read whatever the strategy: a canary outlives a switch to Replace until the stable one has rolled out.
+        observed.canary = children.deployment(b.canary_name(owner))
         return observed
 
     def _write_invalid(self, body: Mapping[str, Any], message: str, now: str) -> None:

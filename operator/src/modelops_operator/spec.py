@@ -14,6 +14,8 @@ from typing import Any, Mapping
 
 from modelops_contracts.jobconfig import HIGHER_IS_BETTER
 
+from .rollout import Rollout, parse_rollout
+
 CLASSIFICATION_METRICS = ("accuracy", "auc", "logloss")
 REGRESSION_METRICS = ("mse", "mae", "r2")
 
@@ -198,6 +200,8 @@ class Spec:
     version_hash: str
     # The hash as operators before it computed it (raw sections), so an upgrade starts no version.
     legacy_version_hash: str
+    # serving.rollout: its own table and bounds (rollout.py); a serving field, so in no hash.
+    rollout: Rollout = Rollout()
 
     @property
     def autoscaling(self) -> bool:
@@ -277,7 +281,12 @@ def parse(spec: Mapping[str, Any]) -> Spec:
         values["model_params"] = dict(values["model_params"])
     if isinstance(values["feature_spec"], Mapping):
         values["feature_spec"] = json.loads(json.dumps(values["feature_spec"]))   # plain dicts for the job config
-    parsed = Spec(**values, version_hash=version_hash(values), legacy_version_hash=legacy_version_hash(spec))
+    try:
+        rollout = parse_rollout(_lookup(spec, "serving"))
+    except ValueError as e:
+        raise SpecError(str(e)) from None
+    parsed = Spec(**values, version_hash=version_hash(values), legacy_version_hash=legacy_version_hash(spec),
+                  rollout=rollout)
     _check_cross_field_rules(parsed, spec)
     return parsed
 
