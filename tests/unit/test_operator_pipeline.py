@@ -98,6 +98,26 @@ def test_a_crashed_pod_without_report_gives_its_exit_code():
     assert "exited with code 137 (OOMKilled): Killed" in state.failure_message
 
 
+def test_a_model_directory_that_cannot_be_made_fails_the_stage_with_a_storage_error():
+    """The stage container mounts its model directory only, made first by the prepare-storage init container:
+    when that fails, the stage never ran and the init container's exit says why."""
+    pod = {"metadata": {"name": "x-1"}, "status": {"phase": "Failed", "initContainerStatuses": [{"state": {
+        "terminated": {"exitCode": 5, "reason": "Error",
+                       "message": "storage: cannot create /mnt/pvc/models/ml/digits/u as uid 65532 gid 65532: "
+                                  "Permission denied\n"}}}],
+        "containerStatuses": [{"state": {"waiting": {"reason": "PodInitializing"}}}]}}
+    state = p.job_state({"status": {"conditions": [{"type": "Failed", "status": "True",
+                                                    "reason": "PodFailurePolicy"}]}}, [pod])
+    assert state.failure_reason == "StorageError"
+    assert "cannot create /mnt/pvc/models/ml/digits/u as uid 65532 gid 65532: Permission denied" in state.failure_message
+    done = {"metadata": {"name": "x-1"}, "status": {"phase": "Succeeded", "initContainerStatuses": [
+        {"state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}], "containerStatuses": [{"state": {
+            "terminated": {"exitCode": 0, "message": encode(StageReport(stage="train", succeeded=True, version="v1",
+                                                                        metrics={"accuracy": 0.9}))}}}]}}
+    state = p.job_state({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}, [done])
+    assert state.report is not None and state.report.metrics == {"accuracy": 0.9}
+
+
 def test_a_training_change_makes_v2_while_v1_keeps_serving():
     md = body()
     step(md)

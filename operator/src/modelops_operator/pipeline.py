@@ -147,8 +147,13 @@ def _negated_time(ts: str) -> tuple[int, ...]:
 
 
 def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        terminated = (status.get("state") or {}).get("terminated")
+    status = pod.get("status") or {}
+    for container in status.get("initContainerStatuses") or []:   # one that failed: the stage never ran
+        terminated = (container.get("state") or {}).get("terminated")
+        if terminated and terminated.get("exitCode"):
+            return terminated
+    for container in status.get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated")
         if terminated:
             return terminated
     return None
@@ -270,7 +275,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             out.apply.append(b.build_config_map(owner, job_name, cfg, "training", spec.version_hash))
             if spec.workers > 1:
                 out.apply.append(b.build_workers_service(owner, job_name, version))
-            out.create_only.append(b.build_training_job(spec, owner, images, version, attempt))
+            out.create_only.append(b.build_training_job(spec, owner, images, version, attempt, cfg.model.uid))
             job = training_job
             if job is None or job.active:
                 phase = "Training" if attempt == 1 else "Retraining"
@@ -310,7 +315,7 @@ def plan(body: Mapping[str, Any], spec: Spec, observed: Observed, images: b.Imag
             job_name = b.compression_job_name(owner, version)
             cfg = b.build_job_config(spec, owner, "compress", version, 1, stored_under_uid(owner, run))
             out.apply.append(b.build_config_map(owner, job_name, cfg, "compression", spec.version_hash))
-            out.create_only.append(b.build_compression_job(spec, owner, images, version))
+            out.create_only.append(b.build_compression_job(spec, owner, images, version, cfg.model.uid))
             job = compression_job
             if job is None or job.active:
                 phase, message = "Compressing", (f"{version}: {spec.compression_method} compression ({job_name})"
