@@ -2,7 +2,13 @@
 directory of the storage claim, and only the images the cluster's policy allows."""
 from __future__ import annotations
 
-from tests.integration.operator_fixtures import apply, finish_job, load_example, objects, wait_phase
+import json
+
+from modelops_operator.conditions import get_condition
+from tests.integration.operator_fixtures import (
+    OperatorProcess, apply, events, finish_job, load_example, objects, wait_phase,
+)
+from tests.integration.test_chart import CHART, helm
 from tests.integration.test_operator import drive_to_ready
 from tests.support.kube import kubectl, kubectl_json, wait_for
 
@@ -48,3 +54,66 @@ def test_every_pod_mounts_only_its_own_models_directory_of_the_claim(operator, n
         "cleanup": [(f"/mnt/pvc/models/{name_dir}", name_dir, False)]}
     finish_job(namespace, cleanup["metadata"]["name"])
     wait_for(lambda: not [m for m in objects(namespace, "md")], 30, "the resource to go")
+
+
+ALLOWED = "registry.example.com/ml/"
+
+
+def with_images(training: str | None = None, serving: str | None = None) -> dict:
+    md = load_example("digits-classifier")
+    if training:
+        md["spec"]["training"]["image"] = training
+    if serving:
+        md["spec"]["serving"]["image"] = serving
+    return md
+
+
+def test_the_operator_refuses_an_image_outside_the_allow_list_with_a_condition_and_an_event(
+        crd, namespace, storage, tmp_path):
+    """Where the admission policy is off, the operator itself runs no pod with an image the cluster does not allow."""
+    op = OperatorProcess(namespace, tmp_path, {"MODELOPS_ALLOWED_IMAGES": ALLOWED}).start()
+    try:
+        apply(namespace, with_images(training="docker.io/someone/train:1"))
+        status = wait_phase(namespace, "digits", "Failed")
+        expected = ("spec.training.image: image docker.io/someone/train:1 is not allowed "
+                    f"(allowed image prefixes: {ALLOWED})")
+        assert status["message"] == expected
+        ready = get_condition(status["conditions"], "Ready")
+        assert (ready["status"], ready["reason"], ready["message"]) == ("False", "ImageNotAllowed", expected)
+        assert [e["message"] for e in events(namespace, "digits") if e["reason"] == "ImageNotAllowed"] == [expected]
+        assert objects(namespace, "jobs") == []
+        # Fixed: the pipeline starts, with the allowed image.
+        apply(namespace, with_images(training=f"{ALLOWED}train:1"))
+        wait_phase(namespace, "digits", "Training")
+        job = kubectl_json("get", "job/digits-train-v1-a1", "-n", namespace)
+        assert job["spec"]["template"]["spec"]["containers"][0]["image"] == f"{ALLOWED}train:1"
+        apply(namespace, with_images(training=f"{ALLOWED}train:1", serving="docker.io/someone/serve:1"))
+        status = wait_phase(namespace, "digits", "Failed")
+        assert status["message"].startswith("spec.serving.image: image docker.io/someone/serve:1 is not allowed")
+    finally:
+        op.stop()
+        print(op.logs())
+
+
+def apply_dry_run(namespace: str, md: dict):
+    return kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(md), check=False)
+
+
+def test_the_charts_admission_policy_refuses_an_image_outside_the_allow_list_at_apply(crd, namespace):
+    rendered = helm("template", namespace, str(CHART), "--namespace", namespace,
+                    "--set", f"imagePolicy.allowedImages={{{ALLOWED}}}", "--set", f"watchNamespaces={{{namespace}}}",
+                    "--show-only", "templates/imagepolicy.yaml")
+    kubectl("apply", "-f", "-", input=rendered)
+    try:
+        # The API server loads a new policy within a few seconds: until then the resource is admitted.
+        refused = wait_for(lambda: (r := apply_dry_run(namespace, with_images(training="docker.io/someone/t:1")))
+                           .returncode != 0 and r, 30, "the admission policy to refuse the resource")
+        assert ("spec.training.image: image docker.io/someone/t:1 is not allowed "
+                f"(allowed image prefixes: {ALLOWED})") in refused.stderr, refused.stderr
+        refused = apply_dry_run(namespace, with_images(serving="docker.io/someone/s:1"))
+        assert "spec.serving.image: image docker.io/someone/s:1 is not allowed" in refused.stderr, refused.stderr
+        for allowed in (with_images(), with_images(training=f"{ALLOWED}t:1", serving=f"{ALLOWED}s:1")):
+            result = apply_dry_run(namespace, allowed)
+            assert result.returncode == 0, result.stderr
+    finally:
+        kubectl("delete", "-f", "-", "--wait=false", input=rendered, check=False)

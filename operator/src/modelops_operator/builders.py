@@ -42,6 +42,7 @@ class Images:
     pod_security: Mapping[str, Any] = field(default_factory=lambda: dict(podsecurity.DEFAULTS))
     training_gpu: str = c.DEFAULT_TRAINING_GPU_IMAGE
     cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
+    allowed_images: tuple[str, ...] = ()   # image prefixes a spec may name (imagepolicy); empty: any
 
     def for_training(self, spec: Spec) -> str:
         """The spec's image, else the CUDA variant when the pods get GPUs (without CUDA they train on the CPU)."""
