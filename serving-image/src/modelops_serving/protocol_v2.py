@@ -16,7 +16,7 @@ import orjson
 from modelops_contracts.signature import Signature, TensorSpec
 
 from .errors import bad_request
-from .tensors import batch, checked, expected, typed
+from .tensors import batch, checked, decoded, expected
 
 DATATYPES = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int8": "INT8", "uint8": "UINT8",
              "int16": "INT16", "int32": "INT32", "int64": "INT64", "bool": "BOOL", "string": "BYTES"}
@@ -118,11 +118,7 @@ def _input(spec: dict[str, Any], i: int, signature: Signature, binary: bytes, of
 def _json_tensor(data: list, spec: TensorSpec, shape: list[int], count: int, where: str) -> np.ndarray:
     if count == 0:
         raise bad_request(f"{where}: empty batch, at least one instance is needed")
-    try:
-        array = np.array(data)
-    except (ValueError, TypeError, OverflowError):
-        raise bad_request(f"{where}.data: ragged or mixed nesting") from None
-    array = typed(array, spec, where=f"{where}.data")
+    array = decoded(data, spec, where=f"{where}.data")
     if array.size != count:
         raise bad_request(f"{where}.data: {array.size} values do not fill shape {shape}")
     return checked(array.reshape(shape), spec, where=where)

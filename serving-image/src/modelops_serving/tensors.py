@@ -28,11 +28,29 @@ def from_json(value: Any, spec: TensorSpec, *, where: str) -> np.ndarray:
     if isinstance(value, (str, bytes, dict)) or value is None or isinstance(value, bool):
         raise bad_request(f"{where}: expected a list (one entry per instance), got {type(value).__name__}; "
                           f"{expected(spec)}")
+    return checked(decoded(value, spec, where=where), spec, where=where)
+
+
+def decoded(value: Any, spec: TensorSpec, *, where: str) -> np.ndarray:
+    """Nested JSON lists as an array of the input's dtype (either protocol's JSON data)."""
     try:
         array = np.array(value)
     except (ValueError, TypeError, OverflowError):
         raise bad_request(f"{where}: ragged or mixed nesting; {expected(spec)}") from None
-    return checked(typed(array, spec, where=where), spec, where=where)
+    # numpy reads true/false among numbers as 1/0: only a batch holding a 0 or a 1 needs the closer look.
+    if spec.dtype != "bool" and array.dtype.kind in "fiu" and ((array == 0) | (array == 1)).any() \
+            and _holds_bool(value):
+        raise bad_request(f"{where}: wrong dtype, numbers expected (found true/false); {expected(spec)}")
+    return typed(array, spec, where=where)
+
+
+def _holds_bool(value: Any) -> bool:
+    """Whether regular nested lists (numpy accepted them) hold a JSON true or false."""
+    if not isinstance(value, list):
+        return isinstance(value, bool)
+    if value and not isinstance(value[0], list):   # a row of scalars: one pass at C speed
+        return bool in set(map(type, value))
+    return any(map(_holds_bool, value))
 
 
 def typed(array: np.ndarray, spec: TensorSpec, *, where: str) -> np.ndarray:
