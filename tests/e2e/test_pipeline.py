@@ -18,7 +18,7 @@ from modelops_contracts import manifest as artifact_manifest
 from modelops_training import data as training_data
 from modelops_training import sources
 from tests.e2e.pipeline_fixtures import (
-    READY_TIMEOUT_S, ModelNamespace, apply, example, image_refs,
+    POD_UID, READY_TIMEOUT_S, ModelNamespace, apply, example, image_refs,
     pod_result, record_timing, run_pod, script_command, start_pod, wait_ready,
 )
 from tests.support.kube import kubectl, kubectl_json, wait_for
@@ -104,6 +104,23 @@ def test_every_stage_ran_in_a_real_container(digits: ModelNamespace):
         assert all(c["ready"] for c in pod["status"]["containerStatuses"]), pod["status"]
     status = md_status(ns)
     assert status["modelVersion"] == "v1" and status["ready"] == "2/2", status
+
+
+def test_the_stage_pods_reach_only_their_models_directory_made_as_the_pods_user(digits: ModelNamespace):
+    """User code mounted the whole claim read-write. Now each stage mounts its model's directory by subPath,
+    made first by the prepare-storage init container as the pods' user: the kubelet would make it root-owned
+    on this hostPath volume (which ignores fsGroup), and training could not write it."""
+    ns = digits.name
+    uid = kubectl_json("get", "md", MODEL, "-n", ns)["metadata"]["uid"]
+    own = f"{ns}/{MODEL}/{uid}"
+    job = kubectl_json("get", "job", f"{MODEL}-train-v1-a1", "-n", ns)["spec"]["template"]["spec"]
+    (train,) = job["containers"]
+    assert [(m["mountPath"], m.get("subPath")) for m in train["volumeMounts"] if m["name"] == "pvc-0"] == [
+        (f"/mnt/pvc/models/{own}", own)]
+    model_dir = digits.storage_dir / own
+    assert (model_dir.stat().st_uid, model_dir.stat().st_gid) == (POD_UID, POD_UID)
+    assert (digits.version_dir(MODEL, "v1") / "manifest.json").is_file()
+    assert digits.version_dir(MODEL, "v1").parent == model_dir
 
 
 def test_prediction_through_the_service_equals_the_local_tflite_model(digits: ModelNamespace):
