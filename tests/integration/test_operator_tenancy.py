@@ -51,6 +51,7 @@ def test_every_pod_mounts_only_its_own_models_directory_of_the_claim(operator, n
                        30, "the clean-up Job")[0]
     name_dir = f"team-a/{namespace}/digits"
     assert claim_mounts(cleanup["spec"]["template"]["spec"]) == {
+        "prepare-storage": [("/mnt/pvc/models", None, False)],
         "cleanup": [(f"/mnt/pvc/models/{name_dir}", name_dir, False)]}
     finish_job(namespace, cleanup["metadata"]["name"])
     wait_for(lambda: not [m for m in objects(namespace, "md")], 30, "the resource to go")

@@ -201,7 +201,8 @@ def test_user_code_mounts_only_its_own_model_directory_of_the_storage_claim():
         prepare = pods[stage]["initContainers"][0]
         assert prepare["image"] == "serve:1" and prepare["command"][3] == f"/mnt/pvc/models/{own}"
     assert storage_mounts(pods["serving"]) == [(f"/mnt/pvc/models/{own}", own, True)]
-    assert storage_mounts(pods["cleanup"]) == [("/mnt/pvc/models/team-a/ml/digits", "team-a/ml/digits", False)]
+    assert storage_mounts(pods["cleanup"]) == [("/mnt/pvc/models", None, False),   # prepare-storage
+                                               ("/mnt/pvc/models/team-a/ml/digits", "team-a/ml/digits", False)]
     assert pods["cleanup"]["containers"][0]["image"] == "serve:1"   # never the spec's image on the name directory
     legacy = b.build_training_job(parse(raw), OWNER, IMAGES, "v1", 1, None)["spec"]["template"]["spec"]
     assert storage_mounts(legacy)[-1] == ("/mnt/pvc/models/team-a/ml/digits", "team-a/ml/digits", False)

@@ -538,6 +538,9 @@ def build_cleanup_job(spec: Spec, owner: Owner, images: Images, legacy_versions:
                                   "annotations": dict(spec.pod_annotations or {})},
                      "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
                               "securityContext": pod_security(spec, images),
+                              # Never mounted before (nothing trained): made as the pods' user, not root,
+                              # or a later resource of the same name could not make its directory in it.
+                              "initContainers": [prepare_storage_container(spec, images, name_dir)],
                               "containers": [{
                                   "name": "cleanup", "image": images.serving,
                                   "command": ["python", "-c", CLEANUP_SCRIPT,
