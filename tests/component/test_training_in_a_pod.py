@@ -121,3 +121,35 @@ def test_storage_the_pods_user_cannot_write_names_the_path_and_the_uid():
     message = report.decode(done.stdout).message
     assert str(store / "ml") in message and "uid 65532 gid 65532" in message, message
     assert "Permission denied" in message and "spec.podSecurityContext" in message, message
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a PID namespace (the trainer as PID 1)")
+def test_sigterm_while_tensorflow_still_imports_stops_pid_1_at_once(tmp_path):
+    """The kernel drops a signal PID 1 has no handler for: the trainer must have one from its first moment.
+
+    Importing TensorFlow takes seconds (more on a busy node). A pod deleted then must stop during the
+    import, not once the stage's own handler is in place, nor after the grace period.
+    """
+    config = job_config(tmp_path / "store", training={"epochs": 1})
+    path = write_config(tmp_path / "job.json", config)
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", str(BIN / "modelops-train"),
+                             "--config", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            # unshare's child is the trainer, PID 1 of the namespace: signal it as the kubelet would until
+            # one is taken (signals that arrive before Python itself runs are dropped, rightly).
+            for pid in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split():
+                os.kill(int(pid), signal.SIGTERM)
+            time.sleep(0.05)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == report.EXIT_TERMINATED, stderr[-3000:]
+    result = report.decode(stdout)
+    assert result.reason == "Terminated" and "while starting" in result.message, result.message
+    assert not config.version_dir.exists()

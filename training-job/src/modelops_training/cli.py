@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from typing import Callable
 
 from modelops_contracts import jobconfig, report
 from modelops_contracts.report import StageReport
+
+from .errors import Terminated
+from .stage import failure
 
 
 def _parse(prog: str, argv: list[str] | None) -> argparse.Namespace:
@@ -22,7 +26,14 @@ def _parse(prog: str, argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _stop_while_starting(signum, frame) -> None:
+    raise Terminated("stopped by SIGTERM while starting (the pod is being deleted or evicted)")
+
+
 def _run(stage: str, prog: str, argv: list[str] | None, work: Callable[[], Callable]) -> int:
+    # PID 1 in a container: the kernel drops a signal it has no handler for, so one is in place before
+    # the seconds of importing TensorFlow (the stage installs its own once it runs).
+    signal.signal(signal.SIGTERM, _stop_while_starting)
     args = _parse(prog, argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -33,8 +44,14 @@ def _run(stage: str, prog: str, argv: list[str] | None, work: Callable[[], Calla
         result = StageReport(stage=stage, succeeded=False, version="", reason="BadConfig", message=str(e))
         report_path = args.report_path or jobconfig.DEFAULT_REPORT_PATH
     else:
-        result = work()(config)   # imported late: TensorFlow takes seconds to import, --help should not
         report_path = args.report_path or config.report_path
+        try:
+            run = work()   # imported late: TensorFlow takes seconds to import, --help should not
+        except Terminated as e:
+            result = failure(stage, config, e.reason, f"{stage}: {e}")
+        else:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)   # the stage takes over SIGTERM while it works
+            result = run(config)
     print(report.write(result, report_path), flush=True)
     return result.exit_code
 
