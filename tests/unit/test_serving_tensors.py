@@ -54,6 +54,8 @@ def test_instances_may_name_their_features():
     ({"instances": [[1, None, 3]]}, "wrong dtype"),
     ({"instances": [[1, 2, 1e39]]}, "NaN or Inf"),
     ({"instances": [[1, 2, 3]] * 5}, "too many instances"),
+    ({"instances": [[1, 2, 3]] * 5 + [[1]]}, "instances: too many instances, 6 > limit 4"),   # before any array
+    ({"inputs": {"features": [[1, 2, 3]] * 5 + [[1]]}}, "inputs.features: too many instances, 6 > limit 4"),
     ({"instances": [{"a": 1, "b": 2}]}, "missing features ['c']"),
     ({"inputs": {"pixels": [[1, 2, 3]]}}, "unknown input 'pixels'; the model's inputs are input 'features' takes"),
     ({"instances": "rows"}, "expected a list"),
@@ -99,6 +101,7 @@ def test_v2_binary_output_is_chosen_per_output_or_for_the_whole_request():
     ({"inputs": [tensor(shape=[2, 3], data=[1, 2, 3])]}, "do not fill"),
     ({"inputs": [tensor(shape=[0, 3], data=[])]}, "empty batch"),
     ({"inputs": [tensor(shape=[5, 3], data=[1] * 15)]}, "too many instances"),
+    ({"inputs": [tensor(shape=[5, 3], data=[1])]}, "inputs[0]: too many instances, 5 > limit 4"),   # before decoding
     ({"inputs": [tensor(), tensor()]}, "given twice"),
     ({"inputs": []}, "expected a list of tensors"),
     ({"inputs": [tensor()], "outputs": [{"name": "probabilities"}]}, "unknown output"),

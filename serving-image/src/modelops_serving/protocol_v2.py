@@ -16,7 +16,7 @@ import orjson
 from modelops_contracts.signature import Signature, TensorSpec
 
 from .errors import bad_request
-from .tensors import batch, checked, decoded, expected
+from .tensors import batch, checked, decoded, expected, limit_rows
 
 DATATYPES = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int8": "INT8", "uint8": "UINT8",
              "int16": "INT16", "int32": "INT32", "int64": "INT64", "bool": "BOOL", "string": "BYTES"}
@@ -72,7 +72,7 @@ def parse_request(request: dict[str, Any], binary: bytes, *, signature: Signatur
                           f"{', '.join(expected(t) for t in signature.inputs)}")
     arrays, offset = {}, 0
     for i, spec in enumerate(inputs):
-        name, array, offset = _input(spec, i, signature, binary, offset)
+        name, array, offset = _input(spec, i, signature, binary, offset, max_rows)
         if name in arrays:
             raise bad_request(f"inputs[{i}].name: input {name!r} is given twice")
         arrays[name] = array
@@ -83,7 +83,7 @@ def parse_request(request: dict[str, Any], binary: bytes, *, signature: Signatur
     return InferRequest(request_id, ordered, selected_outputs(request, signature))
 
 
-def _input(spec: dict[str, Any], i: int, signature: Signature, binary: bytes, offset: int):
+def _input(spec: dict[str, Any], i: int, signature: Signature, binary: bytes, offset: int, max_rows: int):
     where = f"inputs[{i}]"
     name = spec.get("name")
     model_spec = signature.input(name) if isinstance(name, str) else None
@@ -97,6 +97,8 @@ def _input(spec: dict[str, Any], i: int, signature: Signature, binary: bytes, of
     shape = spec.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise bad_request(f"{where}.shape: expected a list of non-negative integers")
+    if len(shape) == len(model_spec.shape):   # the stated batch size, before any data is decoded
+        limit_rows(shape[0], max_rows, where=where)
     count = math.prod(shape)
     parameters = spec.get("parameters") or {}
     size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None

@@ -100,12 +100,17 @@ def checked(array: np.ndarray, spec: TensorSpec, *, where: str) -> np.ndarray:
     return array
 
 
+def limit_rows(count: int, max_rows: int, *, where: str) -> None:
+    """Called with the count a request states or lists before its arrays are built, and by batch()."""
+    if count > max_rows:
+        raise bad_request(f"{where}: too many instances, {count} > limit {max_rows}")
+
+
 def batch(arrays: dict[str, np.ndarray], signature: Signature, *, max_rows: int, where: str) -> list[np.ndarray]:
     """The model's inputs in signature order; every input present and all with the same batch size."""
     if len(arrays) == 1 and len(signature.inputs) == 1 and signature.inputs[0].name in arrays:
         (array,) = arrays.values()      # the common one-input case, without the set arithmetic
-        if len(array) > max_rows:
-            raise bad_request(f"{where}: too many instances, {len(array)} > limit {max_rows}")
+        limit_rows(len(array), max_rows, where=where)
         return [array]
     unknown = sorted(set(arrays) - {t.name for t in signature.inputs})
     if unknown:
@@ -118,8 +123,7 @@ def batch(arrays: dict[str, np.ndarray], signature: Signature, *, max_rows: int,
     sizes = {t.name: len(a) for t, a in zip(signature.inputs, ordered)}
     if len(set(sizes.values())) != 1:
         raise bad_request(f"{where}: inputs differ in batch size {sizes}; each instance needs every input")
-    if len(ordered[0]) > max_rows:
-        raise bad_request(f"{where}: too many instances, {len(ordered[0])} > limit {max_rows}")
+    limit_rows(len(ordered[0]), max_rows, where=where)
     return ordered
 
 
