@@ -191,8 +191,19 @@ def test_pinning_v1_rolls_back_without_retraining(digits: ModelNamespace):
 
 
 def test_deleting_the_model_deployment_removes_every_child(digits: ModelNamespace):
+    """With deleteOnModelDeletion the clean-up Job runs for real: the operator's image, the name directory
+    mounted by subPath, and this resource's versions gone from the host while the directory stays the pods'."""
     ns = digits.name
-    kubectl("-n", ns, "delete", "md", MODEL, "--wait=true", "--timeout=120s")
+    kubectl("-n", ns, "patch", "md", MODEL, "--type=merge", "-p",
+            json.dumps({"spec": {"storage": {"deleteOnModelDeletion": True}}}))
+    wait_for(lambda: kubectl_json("get", "md", MODEL, "-n", ns)["metadata"].get("finalizers"), timeout=60,
+             describe="the clean-up finalizer")
+    model_dir = digits.version_dir(MODEL, "v1").parent
+    assert model_dir.is_dir()
+    kubectl("-n", ns, "delete", "md", MODEL, "--wait=true", "--timeout=180s")
+    assert not model_dir.exists(), sorted(p.name for p in model_dir.iterdir())
+    name_dir = model_dir.parent
+    assert (name_dir.stat().st_uid, name_dir.stat().st_gid) == (POD_UID, POD_UID)
     selector = f"modelops.io/model-deployment={MODEL}"
 
     def children() -> list[str]:
