@@ -196,7 +196,8 @@ def test_deleting_the_model_deployment_removes_every_child(digits: ModelNamespac
     ns = digits.name
     kubectl("-n", ns, "patch", "md", MODEL, "--type=merge", "-p",
             json.dumps({"spec": {"storage": {"deleteOnModelDeletion": True}}}))
-    wait_for(lambda: kubectl_json("get", "md", MODEL, "-n", ns)["metadata"].get("finalizers"), timeout=60,
+    wait_for(lambda: "modelops.io/artifacts" in (kubectl_json("get", "md", MODEL, "-n", ns)["metadata"]
+                                                 .get("finalizers") or []), timeout=60,
              describe="the clean-up finalizer")
     model_dir = digits.version_dir(MODEL, "v1").parent
     assert model_dir.is_dir()
