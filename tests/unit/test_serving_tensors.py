@@ -55,6 +55,7 @@ def test_instances_may_name_their_features():
     ({"instances": [[1, 2, 1e39]]}, "NaN or Inf"),
     ({"instances": [[1, 2, 3]] * 5}, "too many instances"),
     ({"instances": [[1, 2, 3]] * 5 + [[1]]}, "instances: too many instances, 6 > limit 4"),   # before any array
+    ({"instances": [1.0] * 5}, "wrong rank"),   # five numbers are one row given flat, not five instances
     ({"inputs": {"features": [[1, 2, 3]] * 5 + [[1]]}}, "inputs.features: too many instances, 6 > limit 4"),
     ({"instances": [{"a": 1, "b": 2}]}, "missing features ['c']"),
     ({"inputs": {"pixels": [[1, 2, 3]]}}, "unknown input 'pixels'; the model's inputs are input 'features' takes"),

@@ -14,7 +14,7 @@ import numpy as np
 from modelops_contracts.signature import Signature
 
 from .errors import bad_request
-from .tensors import batch, expected, from_json, limit_rows, rows_from_named
+from .tensors import batch, expected, from_json, limit_listed, limit_rows, rows_from_named
 
 
 def parse_predict(body: Any, *, signature: Signature, max_rows: int,
@@ -34,7 +34,7 @@ def _rows(instances: Any, signature: Signature, max_rows: int, feature_names: Se
     if len(signature.inputs) == 1:
         spec = signature.inputs[0]
         if isinstance(instances, list):
-            limit_rows(len(instances), max_rows, where="instances")   # before any array is built
+            limit_listed(instances, spec, max_rows, where="instances")
             if signature.is_tabular and feature_names:
                 instances = rows_from_named(instances, feature_names, spec.name)
             else:
@@ -65,8 +65,7 @@ def _columns(inputs: Any, signature: Signature, max_rows: int) -> list[np.ndarra
     for name, value in inputs.items():
         spec = signature.input(name)
         if spec is not None:
-            if isinstance(value, list):
-                limit_rows(len(value), max_rows, where=f"inputs.{name}")
+            limit_listed(value, spec, max_rows, where=f"inputs.{name}")
             arrays[name] = from_json(value, spec, where=f"inputs.{name}")
         else:
             arrays[name] = value    # batch() names the unknown input with the expected ones

@@ -100,6 +100,13 @@ def checked(array: np.ndarray, spec: TensorSpec, *, where: str) -> np.ndarray:
     return array
 
 
+def limit_listed(value: Any, spec: TensorSpec, max_rows: int, *, where: str) -> None:
+    """The instance count of nested lists for one input, checked before their array is built (a flat list
+    for an input of rank 2 or more is a wrong rank, which from_json names)."""
+    if isinstance(value, list) and value and (len(spec.shape) == 1 or isinstance(value[0], (list, dict))):
+        limit_rows(len(value), max_rows, where=where)
+
+
 def limit_rows(count: int, max_rows: int, *, where: str) -> None:
     """Called with the count a request states or lists before its arrays are built, and by batch()."""
     if count > max_rows:
