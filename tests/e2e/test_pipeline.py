@@ -205,7 +205,8 @@ def test_deleting_the_model_deployment_removes_every_child(digits: ModelNamespac
     assert not model_dir.exists(), sorted(p.name for p in model_dir.iterdir())
     name_dir = model_dir.parent
     assert (name_dir.stat().st_uid, name_dir.stat().st_gid) == (POD_UID, POD_UID)
-    selector = f"modelops.io/model-deployment={MODEL}"
+    # The clean-up Job has no owner on purpose (it outlives the resource) and goes by its TTL.
+    selector = f"modelops.io/model-deployment={MODEL},app.kubernetes.io/component!=cleanup"
 
     def children() -> list[str]:
         out = kubectl("-n", ns, "get", "jobs,deployments,replicasets,services,configmaps,pdb,hpa,pods",
