@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from modelops_contracts.report import REASON_BY_EXIT_CODE, ReportError, StageReport, decode
+from modelops_contracts.report import EXIT_TERMINATED, REASON_BY_EXIT_CODE, ReportError, StageReport, decode
 
 from . import builders as b
 from . import constants as c
@@ -136,9 +136,11 @@ def _chief_first(pods: list[Mapping[str, Any]], succeeded: bool) -> list[Mapping
         meta = pod.get("metadata") or {}
         index = (meta.get("annotations") or {}).get("batch.kubernetes.io/job-completion-index", "0")
         phase = (pod.get("status") or {}).get("phase")
-        # For a succeeded Job, the chief's successful pod; for a failed one, the newest failure.
+        # For a succeeded Job, the chief's successful pod; for a failed one, the newest failure, but never a
+        # pod stopped by SIGTERM before one that failed on its own (the Job stops the chief when a worker fails).
         wanted = "Succeeded" if succeeded else "Failed"
-        return (index != "0", phase != wanted, _negated_time(meta.get("creationTimestamp") or ""))
+        stopped = not succeeded and (_terminated(pod) or {}).get("exitCode") == EXIT_TERMINATED
+        return (stopped, index != "0", phase != wanted, _negated_time(meta.get("creationTimestamp") or ""))
     return sorted(pods, key=key)
 
 
