@@ -149,16 +149,18 @@ class ServerProcess:
 
 
 @contextmanager
-def running_server(model_dir: Path, name: str, log_dir: Path, **settings) -> Iterator[ServerProcess]:
-    """`modelops-serve` on a free 127.0.0.1 port, configured through environment variables as in a pod."""
-    port = free_port()
+def running_server(model_dir: Path, name: str, log_dir: Path, *, host: str = "127.0.0.1", port: int | None = None,
+                   **settings) -> Iterator[ServerProcess]:
+    """`modelops-serve` on a free port of `host` (a loopback address), configured through environment
+    variables as in a pod."""
+    port = port or free_port()
     env = {**os.environ, "MODELOPS_MODEL_DIR": str(model_dir), "MODELOPS_MODEL_NAME": name,
-           "MODELOPS_PORT": str(port), "MODELOPS_HOST": "127.0.0.1"}
+           "MODELOPS_PORT": str(port), "MODELOPS_HOST": host}
     env.update({f"MODELOPS_{key.upper()}": str(value) for key, value in settings.items()})
-    log = Path(log_dir) / f"serve-{name}-{port}.log"
+    log = Path(log_dir) / f"serve-{name}-{host}-{port}.log"
     with open(log, "wb") as sink:
         process = subprocess.Popen([str(SERVE)], env=env, stdout=sink, stderr=subprocess.STDOUT)
-    server = ServerProcess(process, f"http://127.0.0.1:{port}", log)
+    server = ServerProcess(process, f"http://{host}:{port}", log)
     try:
         poll(lambda: process.poll() is not None or server.status("/v2/health/live") == 200, timeout=60,
              what="the server to listen")

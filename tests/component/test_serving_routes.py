@@ -166,7 +166,7 @@ def test_openapi_documents_every_route(server):
     assert doc["openapi"].startswith("3.")
     assert {"/v1/models/{name}:predict", "/v1/models/{name}:feedback", "/v1/models/{name}", "/v2/health/live",
             "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/infer",
-            "/metrics", "/openapi.json"} <= set(doc["paths"])
+            "/metrics", "/openapi.json", "/v1/live"} <= set(doc["paths"])
     assert doc["paths"]["/v1/models/{name}:predict"]["post"]["requestBody"]["content"]["application/json"]
 
 

@@ -158,4 +158,4 @@ def test_training_the_same_version_again_replaces_it_whole(tmp_path):
     again = job_config(tmp_path, training={"epochs": 2})
     assert train(again).succeeded
     assert mf.verify(config.version_dir).files["model.keras"]["sha256"] != first
-    assert [p.name for p in config.version_dir.parent.iterdir()] == ["v1"]
+    assert sorted(p.name for p in config.version_dir.parent.iterdir()) == ["feedback", "v1"]   # feedback: for serving

@@ -56,7 +56,8 @@ def test_two_worker_pods_train_together_and_only_the_chief_writes(diabetes: Mode
 
     model_dir = diabetes.version_dir(MODEL, "v1").parent
     versions = sorted(p.name for p in model_dir.iterdir())
-    assert versions == ["v1"], versions   # no worker staging or backup directories left beside it
+    # No worker staging or backup directories left beside it; `feedback` is the serving replicas' directory.
+    assert versions == ["feedback", "v1"], versions
     served = artifact_manifest.verify(model_dir / "v1")
     assert served.extra["training"]["workers"] == 2 and served.extra["training"]["replicas"] == 2, served.extra
 

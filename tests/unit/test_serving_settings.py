@@ -32,6 +32,9 @@ def test_interpreters_default_to_the_usable_cpus():
     ({"MODELOPS_PORT": "eighty"}, "MODELOPS_PORT"),
     ({"MODELOPS_MAX_QUEUE": "-1"}, "MODELOPS_MAX_QUEUE"),
     ({"MODELOPS_MAX_BATCH_SIZE": "0"}, "max-batch-size"),
+    ({"MODELOPS_POD_IP": "my-pod.local"}, "MODELOPS_POD_IP"),
+    ({"MODELOPS_FEEDBACK_FLUSH_S": "0"}, "feedback-flush-s"),
+    ({"MODELOPS_FEEDBACK_MAX_BYTES": "lots"}, "MODELOPS_FEEDBACK_MAX_BYTES"),
 ])
 def test_a_bad_value_is_refused_naming_the_setting(env, named, capsys):
     with pytest.raises(SystemExit) as exit_:

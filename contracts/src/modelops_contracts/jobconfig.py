@@ -185,6 +185,35 @@ class CompressionSpec:
 
 
 @dataclass(frozen=True)
+class FeedbackSource:
+    """Collected feedback to add to the training data (contracts.feedback segments), at most `max_share`
+    of the training rows; the validation split is drawn from the original data alone, as without it."""
+    directory: str
+    max_share: float = 0.2
+    # Unix milliseconds: only segments written before it. Replicas keep writing while a job trains, and
+    # every worker of a multi-worker job must read the same rows (or they run different step counts).
+    written_before: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "FeedbackSource | None":
+        if d is None:
+            return None
+        d = _mapping(d, "feedback")
+        directory = _require(d, "directory", "feedback")
+        if not isinstance(directory, str) or not directory:
+            raise ConfigError(f"feedback.directory: expected a path, got {directory!r}")
+        before = d.get("writtenBefore")
+        return cls(directory=directory,
+                   max_share=_number(d.get("maxShare", 0.2), "feedback.maxShare", low=0.01, high=0.9),
+                   written_before=None if before is None else _number(before, "feedback.writtenBefore", low=0,
+                                                                       integer=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"directory": self.directory, "maxShare": self.max_share,
+                **({"writtenBefore": self.written_before} if self.written_before is not None else {})}
+
+
+@dataclass(frozen=True)
 class JobConfig:
     """Everything one training or compression pod needs, and nothing it must look up."""
     stage: str
@@ -196,6 +225,8 @@ class JobConfig:
     # Local path of the storage root as the pod sees it (pvc:// already resolved to a mount).
     storage_root: str
     report_path: str = DEFAULT_REPORT_PATH
+    # None: train on `data` alone (the default).
+    feedback: FeedbackSource | None = None
 
     @property
     def version_dir(self) -> Path:
@@ -216,7 +247,8 @@ class JobConfig:
                    metric=metric,
                    compression=CompressionSpec.from_dict(_mapping(d.get("compression") or {}, "compression")),
                    storage_root=str(_require(d, "storageRoot", "config")),
-                   report_path=str(d.get("reportPath") or DEFAULT_REPORT_PATH))
+                   report_path=str(d.get("reportPath") or DEFAULT_REPORT_PATH),
+                   feedback=FeedbackSource.from_dict(d.get("feedback")))
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form (camelCase), the exact inverse of from_dict."""
@@ -233,6 +265,8 @@ class JobConfig:
                          "seed": t.seed, "attempt": t.attempt, "precision": t.precision, "jitCompile": t.jit_compile},
             "compression": {"method": c.method, "pruningSparsity": c.pruning_sparsity},
             "storageRoot": self.storage_root, "reportPath": self.report_path,
+            # Left out when off, so configs (and what hashes them) without feedback stay as they were.
+            **({"feedback": self.feedback.to_dict()} if self.feedback else {}),
         }
 
     def to_json(self) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
 from . import API_VERSION
+from . import drift
 from . import signature as sig
 
 KIND = "ArtifactManifest"
@@ -77,6 +78,9 @@ class Manifest:
     # Every input and output tensor; None (manifests written before the field) reads as `effective_signature`'s
     # one float32 input of featureNames.
     signature: sig.Signature | None = None
+    # The training split's distribution per input feature, for the server's drift score; None in
+    # manifests written before it, and for inputs that are not a flat feature vector (images).
+    reference: drift.Reference | None = None
 
     @property
     def num_features(self) -> int:
@@ -91,7 +95,8 @@ class Manifest:
                 "version": self.version, "task": self.task, "featureNames": self.feature_names,
                 "classes": self.classes, "files": self.files, "servables": self.servables,
                 "metrics": self.metrics, "createdAt": self.created_at, "extra": self.extra,
-                **({"signature": self.signature.to_dict()} if self.signature else {})}
+                **({"signature": self.signature.to_dict()} if self.signature else {}),
+                **({"reference": self.reference.to_dict()} if self.reference else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Manifest":
@@ -106,14 +111,15 @@ class Manifest:
             for where, rel in [("files", f) for f in files] + [(f"servables.{k}", v) for k, v in servables.items()]:
                 inside_version(rel, where)
             signature = sig.Signature.from_dict(d["signature"]) if d.get("signature") is not None else None
+            reference = drift.Reference.from_dict(d["reference"]) if d.get("reference") is not None else None
             return cls(namespace=d["namespace"], name=d["name"], version=d["version"], task=task,
                        feature_names=list(d["featureNames"]), classes=list(d.get("classes") or []),
                        files=files, servables=servables,
                        metrics=dict(d.get("metrics") or {}), created_at=d.get("createdAt", ""),
-                       extra=dict(d.get("extra") or {}), signature=signature)
+                       extra=dict(d.get("extra") or {}), signature=signature, reference=reference)
         except KeyError as e:
             raise ManifestError(f"missing field {e.args[0]}") from None
-        except sig.SignatureError as e:
+        except (sig.SignatureError, drift.ReferenceError) as e:
             raise ManifestError(str(e)) from None
 
     def add_files(self, root: Path, paths: Iterable[str]) -> None:

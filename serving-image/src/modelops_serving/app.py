@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
+import socket
 import time
 from typing import Any, Awaitable, Callable
 
 import numpy as np
 import orjson
 
-from . import grpc_service, protocol_v1, protocol_v2
+from modelops_contracts.feedback import FeedbackRecord
+
+from . import grpc_service, peers, protocol_v1, protocol_v2
 from .batching import Batcher, QueueFull, ShuttingDown
 from .errors import HttpError, bad_request
 from .feedback import Feedback
+from .feedback_store import FeedbackStore
+from .live import LiveMonitor
 from .metrics import ServerMetrics
 from .model import ServedModel
 from .openapi import build_openapi
@@ -30,7 +34,7 @@ JSON = b"application/json"
 Headers = list[tuple[bytes, bytes]]
 Reply = tuple[int, bytes, Headers]
 RETRY_AFTER_S = b"1"
-_WANTED_HEADERS = {b"content-length", b"content-encoding", b"inference-header-content-length"}
+_WANTED_HEADERS = {b"content-length", b"content-encoding", b"inference-header-content-length", peers.FORWARDED_HEADER}
 
 
 class _Request:
@@ -41,18 +45,6 @@ class _Request:
         self.headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED_HEADERS}
 
 
-class PredictionIds:
-    """Unique ids without uuid's cost: a random per-process prefix and a counter."""
-
-    def __init__(self):
-        self._prefix = os.urandom(6).hex()
-        self._next = 0
-
-    def next(self) -> str:
-        self._next += 1
-        return f"{self._prefix}-{self._next}"
-
-
 class ServingApp:
     def __init__(self, model: ServedModel, settings: ServerSettings):
         self.model = model
@@ -60,10 +52,14 @@ class ServingApp:
         self.batcher: Batcher | None = None
         self.grpc = None            # the gRPC server, when settings.grpc_port is set
         self.feedback: Feedback | None = None
+        self.live: LiveMonitor | None = None
+        self.store: FeedbackStore | None = None
         self.loaded = False
         self.draining = False
-        self.metrics = ServerMetrics(model, lambda: self.feedback, lambda: self.batcher.depth if self.batcher else 0)
-        self._ids = PredictionIds()
+        self.replica = settings.replica or socket.gethostname()
+        self.metrics = ServerMetrics(model, lambda: self.feedback, lambda: self.batcher.depth if self.batcher else 0,
+                                     live=lambda: self.live, store=lambda: self.store)
+        self._ids = peers.PredictionIds(settings.pod_ip, settings.id_key)
         self._openapi: bytes | None = None
         self._background: set[asyncio.Task] = set()
         name = r"(?P<name>[^/:]+)"
@@ -73,6 +69,7 @@ class ServingApp:
             ("POST", rf"/v1/models/{name}:predict", self.v1_predict, "/v1/models/{name}:predict"),
             ("POST", rf"/v2/models/{name}(?:/versions/(?P<version>[^/]+))?/infer", self.v2_infer, "/v2/models/{name}/infer"),
             ("POST", rf"/v1/models/{name}:feedback", self.v1_feedback, "/v1/models/{name}:feedback"),
+            ("GET", r"/v1/live", self.v1_live, "/v1/live"),
             ("GET", rf"/v1/models/{name}", self.v1_status, "/v1/models/{name}"),
             ("GET", r"/v2/health/live", self.v2_live, "/v2/health/live"),
             ("GET", r"/v2/health/ready", self.v2_ready, "/v2/health/ready"),
@@ -118,9 +115,21 @@ class ServingApp:
         # Checksums and model loading read files: off the event loop, so probes answer meanwhile.
         if not await asyncio.to_thread(self.model.load):
             return
-        m = self.model.manifest
-        self.feedback = Feedback(m.task, m.classes, window=self.settings.feedback_window,
-                                 memory_rows=self.settings.prediction_memory)
+        m, s = self.model.manifest, self.settings
+        names = [t.name for t in self.model.signature.inputs]
+        self.feedback = Feedback(m.task, m.classes, window=s.feedback_window, memory_rows=s.prediction_memory,
+                                 version=m.version, input_names=names)
+        self.live = LiveMonitor(m, self.feedback, replica=self.replica, window_s=s.live_window_s, rows=s.live_rows,
+                                input_names=names)
+        if s.feedback_dir:
+            store = FeedbackStore(s.feedback_dir, self.replica, segment_records=s.feedback_segment_records,
+                                  flush_s=s.feedback_flush_s, buffer_records=s.feedback_buffer_records,
+                                  max_bytes=s.feedback_max_bytes)
+            try:
+                store.start()
+                self.store = store
+            except OSError as e:    # storage is for the loop, not for serving: serve, and say it
+                log.error("feedback: %s is not usable (%s); joined feedback will not be kept", s.feedback_dir, e)
         self.loaded = True
 
     async def _shutdown(self) -> None:
@@ -129,6 +138,8 @@ class ServingApp:
             await self.grpc.stop(self.settings.graceful_timeout_s)   # refuses new calls, finishes accepted ones
         if self.batcher:
             await self.batcher.stop(self.settings.graceful_timeout_s)
+        if self.store:
+            await self.store.close()        # after the last request: its feedback is written too
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -207,7 +218,10 @@ class ServingApp:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _json(self, request: _Request) -> Any:
-        body = await self._body(request)
+        return self._loads(await self._body(request))
+
+    @staticmethod
+    def _loads(body: bytes) -> Any:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as e:
@@ -227,10 +241,11 @@ class ServingApp:
             raise HttpError(404, f"model {name!r} version {version!r} not found; serving {self.model.version!r}")
         return self.model
 
-    def remember(self, outputs: list[np.ndarray]) -> str:
-        """A new prediction id, remembered with the first output for feedback."""
+    def remember(self, outputs: list[np.ndarray], inputs: list[np.ndarray]) -> str:
+        """A new prediction id, remembered with its inputs and first output for feedback and drift."""
         prediction_id = self._ids.next()
-        self.feedback.remember(prediction_id, outputs[0])
+        self.feedback.remember(prediction_id, outputs[0], inputs)
+        self.live.observe_inputs(inputs)
         return prediction_id
 
     async def infer(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -253,7 +268,7 @@ class ServingApp:
         self._serving(request)
         inputs, key = self._parse_v1(await self._json(request))
         outputs = await self.infer(inputs)
-        prediction_id = self.remember(outputs)
+        prediction_id = self.remember(outputs, inputs)
         reply = protocol_v1.encode_predict(key, self.model.signature, outputs)
         reply["id"] = prediction_id
         body = orjson.dumps(reply, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -261,14 +276,44 @@ class ServingApp:
 
     async def v1_feedback(self, request: _Request) -> Reply:
         self._serving(request)
-        prediction_id, instances, truth = protocol_v1.parse_feedback(await self._json(request))
-        if prediction_id is not None:
-            joined = self.feedback.join_id(prediction_id, truth)
-        else:
+        body = await self._body(request)
+        prediction_id, instances, truth = protocol_v1.parse_feedback(self._loads(body))
+        if prediction_id is None:
             inputs, _ = self._parse_v1(instances)
-            joined = self.feedback.join_outputs((await self.infer(inputs))[0], truth)
+            outputs = await self.infer(inputs)
+            record = self.feedback.join_outputs(self._ids.next(), inputs, outputs[0], truth)
+        else:
+            owner = self._ids.owner(prediction_id)
+            forwarded = peers.FORWARDED_HEADER in request.headers
+            if owner and owner != str(self._ids.address) and not forwarded and not self.feedback.knows(prediction_id):
+                return await self._forward_feedback(owner, request.scope["path"], body, prediction_id, truth)
+            record = self.feedback.join_id(prediction_id, truth)
+        self._keep(record)
         fb = self.feedback
-        return 200, orjson.dumps({"joined": joined, "pairs": fb.pairs, "metrics": fb.live_metrics()}), []
+        return 200, orjson.dumps({"joined": record.rows, "pairs": fb.pairs, "metrics": fb.live_metrics()}), []
+
+    async def _forward_feedback(self, owner: str, path: str, body: bytes, prediction_id: str, truth: Any) -> Reply:
+        """Feedback for a prediction another replica made: that replica joins it. If it is gone (or
+        answers 5xx), the truth is kept unjoined: the client's call still succeeds, and says so."""
+        answer = await peers.forward(owner, self.settings.port, path, body, self.settings.forward_timeout_s)
+        if answer is not None and answer[0] < 500:
+            return answer[0], answer[1], []
+        record = self.feedback.unjoined(prediction_id, truth)
+        self._keep(record)
+        why = "did not answer" if answer is None else f"answered {answer[0]}"
+        kept = "kept unjoined in the feedback store" if self.store else "not kept (no feedback store)"
+        return 202, orjson.dumps({"joined": 0, "unjoined": record.rows, "message": (
+            f"the replica that made prediction {prediction_id!r} ({owner}) {why}; the truth is {kept} "
+            f"and counts in no live metric")}), []
+
+    def _keep(self, record: FeedbackRecord) -> None:
+        if self.store:
+            self.store.add(record)
+
+    async def v1_live(self, request: _Request) -> Reply:
+        if not self.loaded:
+            raise HttpError(503, f"model {self.model.name!r} not ready: {self.not_ready_reason}")
+        return 200, orjson.dumps(self.live.figures().to_dict()), []
 
     async def v1_status(self, request: _Request) -> Reply:
         name = request.params["name"]
@@ -309,7 +354,7 @@ class ServingApp:
         parsed = protocol_v2.parse_infer(body, request.headers.get(b"inference-header-content-length"),
                                          signature=m.signature, max_rows=self.settings.max_instances)
         outputs = await self.infer(parsed.inputs)
-        prediction_id = self.remember(outputs)
+        prediction_id = self.remember(outputs, parsed.inputs)
         payload, header_length = protocol_v2.encode_infer(m.name, m.version, parsed.id or prediction_id,
                                                           m.signature, outputs, parsed.outputs, prediction_id)
         headers = [(b"x-prediction-id", prediction_id.encode())]

@@ -118,7 +118,7 @@ class InferenceService:
         v2, binary = to_v2(request)
         parsed = protocol_v2.parse_request(v2, binary, signature=m.signature, max_rows=app.settings.max_instances)
         outputs = await app.infer(parsed.inputs)
-        prediction_id = app.remember(outputs)
+        prediction_id = app.remember(outputs, parsed.inputs)
         response = pb.ModelInferResponse(model_name=m.name, model_version=m.version, id=parsed.id or prediction_id)
         response.parameters["prediction_id"].string_param = prediction_id
         for index, _ in parsed.outputs:

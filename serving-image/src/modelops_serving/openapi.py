@@ -69,13 +69,17 @@ def build_openapi(model_name: str, signature: Signature | None) -> dict[str, Any
         "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
             "name": {"type": "string", "enum": [t.name for t in signature.outputs]}}}}}}
     bad = (400, 404, 413, 503)
+    feedback_op = _op("ground truth for a prediction", feedback, _NAME, extra=bad)
+    feedback_op["responses"]["202"] = {"description": "the replica that made the prediction is gone: "
+                                                      "the truth is kept unjoined", **_JSON}
     return {
         "openapi": "3.0.3",
         "info": {"title": f"modelops serving: {model_name}", "version": "v1alpha1"},
         "paths": {
             "/v1/models/{name}": {"get": _op("model status (TF Serving)", params=_NAME, extra=(404,))},
             "/v1/models/{name}:predict": {"post": _op("predict (TF Serving REST)", predict, _NAME, extra=bad)},
-            "/v1/models/{name}:feedback": {"post": _op("ground truth for a prediction", feedback, _NAME, extra=bad)},
+            "/v1/models/{name}:feedback": {"post": feedback_op},
+            "/v1/live": {"get": _op("this replica's live figures over its window (LiveFigures)", extra=(503,))},
             "/v2": {"get": _op("server metadata (Open Inference Protocol)")},
             "/v2/health/live": {"get": _op("liveness probe")},
             "/v2/health/ready": {"get": _op("readiness probe", extra=(503,))},

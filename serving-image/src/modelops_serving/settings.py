@@ -7,6 +7,7 @@ A flag given on the command line wins over its environment variable.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 from dataclasses import dataclass, fields
@@ -50,6 +51,18 @@ class ServerSettings:
     graceful_timeout_s: float = 30.0    # then wait at most this long for in-flight requests
     log_level: str = "info"
     servable: str = "auto"              # which of the manifest's servables to load
+    # Closing the loop (docs/serving.md "Feedback storage" and "Live figures").
+    feedback_dir: str = ""              # the model's feedback directory on storage; "": joined records are not kept
+    feedback_segment_records: int = 500     # records per segment: a full buffer is written at once
+    feedback_flush_s: float = 30.0      # and whatever is buffered at least this often
+    feedback_buffer_records: int = 5000     # unwritten records held (storage slow or gone); beyond: oldest dropped
+    feedback_max_bytes: int = 1 << 30   # the feedback directory's size; beyond: oldest segments deleted
+    live_window_s: float = 300.0        # how far back /v1/live reaches
+    live_rows: int = 10000              # recent input rows kept for the drift score
+    replica: str = ""                   # this replica's name in /v1/live and segment names ("": the host name)
+    pod_ip: str = ""                    # this replica's address as peers reach it; "": ids carry none, no forwarding
+    id_key: str = ""                    # signs the address in prediction ids, so a client cannot pick where feedback goes
+    forward_timeout_s: float = 2.0      # longest wait for the replica a prediction id names
 
     @property
     def interpreter_count(self) -> int:
@@ -77,6 +90,17 @@ _HELP: dict[str, str] = {
     "log_level": "debug, info, warning or error",
     "servable": "auto (tflite if the version has one, else tfliteFloat32, savedModel, keras), tflite, "
                 "tfliteFloat32, savedModel or keras (the last two need TensorFlow in the image)",
+    "feedback_dir": "directory for feedback segment files (empty: joined feedback is not kept)",
+    "feedback_segment_records": "records per feedback segment file",
+    "feedback_flush_s": "longest a joined record waits before it is written",
+    "feedback_buffer_records": "most unwritten feedback records held in memory (oldest dropped beyond)",
+    "feedback_max_bytes": "largest size of the feedback directory (oldest segments deleted beyond)",
+    "live_window_s": "seconds of traffic behind /v1/live",
+    "live_rows": "recent input rows kept for the drift score",
+    "replica": "this replica's name (empty: the host name)",
+    "pod_ip": "this replica's address for feedback forwarded by peers (empty: no forwarding)",
+    "id_key": "secret shared by the replicas that signs the address in prediction ids",
+    "forward_timeout_s": "longest wait for the replica that answered a prediction",
 }
 SERVABLE_CHOICES = ("auto", "tflite", "tfliteFloat32", "savedModel", "keras")
 REQUIRED = ("model_dir", "model_name")
@@ -135,4 +159,13 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
         parser.error(f"--servable: {values['servable']!r} is not one of {', '.join(SERVABLE_CHOICES)}")
     if min(values["max_batch_size"], values["max_queue"], values["max_instances"], values["max_connections"]) < 1:
         parser.error("max-batch-size, max-queue, max-instances and max-connections must be at least 1")
+    if min(values["feedback_segment_records"], values["feedback_buffer_records"], values["live_rows"]) < 1 \
+            or min(values["feedback_flush_s"], values["live_window_s"], values["forward_timeout_s"]) <= 0:
+        parser.error("feedback-segment-records, feedback-buffer-records and live-rows must be at least 1; "
+                     "feedback-flush-s, live-window-s and forward-timeout-s above 0")
+    if values["pod_ip"]:
+        try:
+            ipaddress.ip_address(values["pod_ip"])
+        except ValueError:
+            parser.error(f"MODELOPS_POD_IP (--pod-ip): {values['pod_ip']!r} is not an IP address")
     return ServerSettings(**values)

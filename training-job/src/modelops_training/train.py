@@ -13,11 +13,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from modelops_contracts import feedback as fb_contract
 from modelops_contracts import manifest as mf
 from modelops_contracts.jobconfig import JobConfig
 from modelops_contracts.report import StageReport
 
-from . import acceleration, artifacts, backup, data, distribution, export, features, metrics, pipeline, worker_env
+from . import (acceleration, artifacts, backup, data, distribution, export, feedback_data, features, metrics,
+               pipeline, reference, worker_env)
 from .errors import BadData, TrainingFailed
 from .progress import EpochLog
 from .stage import run_stage
@@ -42,7 +44,7 @@ def _train(config: JobConfig) -> StageReport:
     chief = worker_env.is_chief(tf_config)
     label = worker_env.task_label(tf_config)
     spec = config.training
-    prepared = data.load(config)
+    prepared, fed = feedback_data.extend(data.load(config), config)
     if prepared.train_rows < spec.batch_size:
         raise BadData(f"data: {prepared.train_rows} training rows are fewer than training.batchSize "
                       f"{spec.batch_size}")
@@ -103,9 +105,14 @@ def _train(config: JobConfig) -> StageReport:
                          "samplesPerEpoch": steps * spec.batch_size,
                          "samplesPerSecond": round(epoch_log.samples_per_second, 1),
                          "workers": worker_env.worker_count(tf_config),
-                         "replicas": strategy.num_replicas_in_sync, "strategy": spec.strategy, **ran}
+                         "replicas": strategy.num_replicas_in_sync, "strategy": spec.strategy, **ran,
+                         **({"feedback": fed} if fed else {})}
         with artifacts.staged_version(config.version_dir) as staging:
             _write_version(staging, config, prepared, trained, held_out, epochs, training_info, log_dir)
+        # The serving pods mount the model's feedback directory: a subPath must exist, and be ours (a
+        # directory the kubelet creates for a missing one belongs to root).
+        m = config.model
+        fb_contract.feedback_dir(config.storage_root, m.namespace, m.name, m.uid).mkdir(exist_ok=True)
     return StageReport(stage="train", succeeded=True, version=config.model.version, attempt=spec.attempt,
                        metric=config.metric, metrics=held_out, artifact_path=str(config.version_dir), training=ran)
 
@@ -130,11 +137,13 @@ def _write_version(root: Path, config: JobConfig, prepared: data.Prepared, model
                                                  "trainingRows": prepared.train_rows,
                                                  "training": training_info})
     artifacts.write_json(root / "history.json", {"epochs": epochs, "resumedAtEpoch": training_info["resumedAtEpoch"]})
+    signature = export.signature(model)
     manifest = mf.Manifest(
         namespace=config.model.namespace, name=config.model.name, version=config.model.version,
         task=prepared.task, feature_names=list(prepared.feature_names), classes=list(prepared.classes),
         servables={"savedModel": export.SAVED_MODEL_DIR, "keras": export.KERAS_FILE},
-        metrics=held_out, created_at=artifacts.now_iso(), signature=export.signature(model),
+        metrics=held_out, created_at=artifacts.now_iso(), signature=signature,
+        reference=reference.of(prepared.x_train, list(prepared.feature_names), signature),
         extra={"template": config.model.template,
                "metric": config.metric, "dataFingerprint": prepared.fingerprint,
                "parameters": int(model.count_params()), "training": training_info})
