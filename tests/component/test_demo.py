@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from modelops_contracts import manifest
+from modelops_operator.local_run import gpus_here
 from tests.support.litert import tflite_output
 
 pytestmark = pytest.mark.component
@@ -23,8 +25,22 @@ def run_demo(storage: Path, example: str) -> str:
     return result.stdout
 
 
-def test_the_demo_trains_compresses_serves_and_its_prediction_comes_from_the_served_model(tmp_path):
-    out = run_demo(tmp_path, "digits-classifier.yaml")
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    """`modelops run` of an example, once per module: (storage, stdout). Every example runs in
+    test_every_example_passes_modelops_run; the tests that look closer at one reuse its run."""
+    done: dict[str, tuple[Path, str]] = {}
+
+    def run(example: str) -> tuple[Path, str]:
+        if example not in done:
+            storage = tmp_path_factory.mktemp(example.removesuffix(".yaml"))
+            done[example] = storage, run_demo(storage, example)
+        return done[example]
+    return run
+
+
+def test_the_demo_trains_compresses_serves_and_its_prediction_comes_from_the_served_model(example_run):
+    tmp_path, out = example_run("digits-classifier.yaml")
     for stage in ("==> train v1 attempt 1", "==> compress v1", "==> serve v1", "==> summary", "==> sample prediction"):
         assert stage in out
     assert re.search(r"epoch 15/15 .*samples/s=", out), "per-epoch progress is shown"
@@ -45,8 +61,8 @@ def test_the_demo_trains_compresses_serves_and_its_prediction_comes_from_the_ser
     assert accuracy >= 0.9
 
 
-def test_the_cnn_example_serves_uint8_images_and_its_printed_curl_is_the_models_answer(tmp_path):
-    out = run_demo(tmp_path, "digits-cnn.yaml")
+def test_the_cnn_example_serves_uint8_images_and_its_printed_curl_is_the_models_answer(example_run):
+    tmp_path, out = example_run("digits-cnn.yaml")
     version_dir = tmp_path / "models" / "default" / "digits-cnn" / "v1"
     m = manifest.verify(version_dir)
     assert m.signature.inputs[0].to_dict() == {"name": "image", "dtype": "uint8", "shape": [-1, 8, 8, 1]}
@@ -60,6 +76,23 @@ def test_the_cnn_example_serves_uint8_images_and_its_printed_curl_is_the_models_
     (expected,) = runner(image=np.array([image], dtype=np.uint8)).values()
     np.testing.assert_allclose(answer, expected[0], atol=1e-6)
     assert float(re.search(r"held-out accuracy\s+([0-9.]+)", out).group(1)) >= 0.9
+
+
+EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_every_example_passes_modelops_run(example_run, example):
+    """Each shipped example trains, passes its own gate and compression budget, serves and answers on this
+    machine; one asking for GPUs trains on the CPU here and says so (gpu-mirrored failed: int8 took its
+    AUC from 0.9942 to 0.5)."""
+    _, out = example_run(example)
+    for stage in ("==> compress v1", "==> summary", "==> sample prediction"):
+        assert stage in out, out[-3000:]
+    gpus = ((yaml.safe_load((ROOT / "examples" / example).read_text())["spec"]["training"].get("strategy") or {})
+            .get("gpusPerWorker", 0))
+    assert ("==> no GPU here" in out) == (gpus > gpus_here()), out[:2000]
 
 
 def test_a_second_run_makes_the_next_version(tmp_path):

@@ -157,3 +157,46 @@ def test_a_conv_net_compresses_within_the_budget_and_keeps_its_uint8_image_input
     from ai_edge_litert.interpreter import Interpreter
     (detail,) = Interpreter(model_path=str(cnn_version.version_dir / "model.tflite")).get_input_details()
     assert detail["dtype"] == np.uint8 and list(detail["shape_signature"]) == [-1, 8, 8, 1]
+
+
+# Every bundled dataset with its template and params, the metrics its gate may use, and epochs enough for a
+# real model (the examples' choices where an example uses it).
+BUILTINS = {
+    "digits": ("mlp-classifier", {}, ("accuracy", "auc"), 4),
+    "breast_cancer": ("mlp-classifier", {}, ("accuracy", "auc"), 20),   # raw features from 0.05 to 2,500
+    "diabetes": ("mlp-regressor", {"hiddenUnits": [32, 16], "dropout": 0.1}, ("r2",), 40),
+    "linear": ("linear-regression", {}, ("r2",), 20),
+    "digits-images": ("cnn-classifier", {}, ("accuracy", "auc"), 4),
+}
+DEFAULT_MAX_DEGRADATION = 0.01
+
+
+@pytest.mark.parametrize("dataset", BUILTINS)
+def test_int8_keeps_each_metric_on_every_builtin_dataset_within_the_default_budget(dataset, tmp_path):
+    """int8 took breast cancer's AUC from 0.9942 to 0.5 (a constant model): one int8 scale for raw features
+    spanning 0.05 … 2,500 rounded all the small ones to zero. The normalization now stays float32."""
+    template, params, gate_metrics, epochs = BUILTINS[dataset]
+    config = job_config(tmp_path, metric=gate_metrics[0],
+                        model={"name": dataset, "template": template, "params": params},
+                        data={"uri": f"builtin:{dataset}", **({"target": "y"} if dataset == "linear" else {})},
+                        training={"epochs": epochs, "learningRate": 0.003})
+    trained = train(config)
+    assert trained.succeeded, trained.message
+    result = compress(with_method(config, "int8"))
+    assert result.succeeded, result.message
+    assert trained.metrics[gate_metrics[0]] >= 0.25   # a model that learnt something, not a constant
+    for metric in gate_metrics:
+        before, after = trained.metrics[metric], result.metrics[metric]
+        assert before - after <= DEFAULT_MAX_DEGRADATION, f"{dataset} {metric}: {before} → {after} with int8"
+    weighted = weighted_op_types(config.version_dir / "model.tflite")
+    assert weighted and weighted <= {"int8"}, weighted   # the layers with weights still run in int8
+
+
+def weighted_op_types(path) -> set[str]:
+    """The output dtypes of the model's Dense and convolution ops."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=path.read_bytes())
+    tensors = interpreter.get_tensor_details()
+    return {tensors[op["outputs"][0]]["dtype"].__name__ for op in interpreter._get_ops_details()
+            if op["op_name"] in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")}

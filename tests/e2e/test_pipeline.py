@@ -18,7 +18,7 @@ from modelops_contracts import manifest as artifact_manifest
 from modelops_training import data as training_data
 from modelops_training import sources
 from tests.e2e.pipeline_fixtures import (
-    READY_TIMEOUT_S, ModelNamespace, apply, example, image_refs,
+    POD_UID, READY_TIMEOUT_S, ModelNamespace, apply, example, image_refs,
     pod_result, record_timing, run_pod, script_command, start_pod, wait_ready,
 )
 from tests.support.kube import kubectl, kubectl_json, wait_for
@@ -106,6 +106,23 @@ def test_every_stage_ran_in_a_real_container(digits: ModelNamespace):
     assert status["modelVersion"] == "v1" and status["ready"] == "2/2", status
 
 
+def test_the_stage_pods_reach_only_their_models_directory_made_as_the_pods_user(digits: ModelNamespace):
+    """User code mounted the whole claim read-write. Now each stage mounts its model's directory by subPath,
+    made first by the prepare-storage init container as the pods' user: the kubelet would make it root-owned
+    on this hostPath volume (which ignores fsGroup), and training could not write it."""
+    ns = digits.name
+    uid = kubectl_json("get", "md", MODEL, "-n", ns)["metadata"]["uid"]
+    own = f"{ns}/{MODEL}/{uid}"
+    job = kubectl_json("get", "job", f"{MODEL}-train-v1-a1", "-n", ns)["spec"]["template"]["spec"]
+    (train,) = job["containers"]
+    assert [(m["mountPath"], m.get("subPath")) for m in train["volumeMounts"] if m["name"] == "pvc-0"] == [
+        (f"/mnt/pvc/models/{own}", own)]
+    model_dir = digits.storage_dir / own
+    assert (model_dir.stat().st_uid, model_dir.stat().st_gid) == (POD_UID, POD_UID)
+    assert (digits.version_dir(MODEL, "v1") / "manifest.json").is_file()
+    assert digits.version_dir(MODEL, "v1").parent == model_dir
+
+
 def test_prediction_through_the_service_equals_the_local_tflite_model(digits: ModelNamespace):
     answers = probe(digits.name, "probe-v1")
     row, truth = held_out_row()
@@ -174,9 +191,22 @@ def test_pinning_v1_rolls_back_without_retraining(digits: ModelNamespace):
 
 
 def test_deleting_the_model_deployment_removes_every_child(digits: ModelNamespace):
+    """With deleteOnModelDeletion the clean-up Job runs for real: the operator's image, the name directory
+    mounted by subPath, and this resource's versions gone from the host while the directory stays the pods'."""
     ns = digits.name
-    kubectl("-n", ns, "delete", "md", MODEL, "--wait=true", "--timeout=120s")
-    selector = f"modelops.io/model-deployment={MODEL}"
+    kubectl("-n", ns, "patch", "md", MODEL, "--type=merge", "-p",
+            json.dumps({"spec": {"storage": {"deleteOnModelDeletion": True}}}))
+    wait_for(lambda: "modelops.io/artifacts" in (kubectl_json("get", "md", MODEL, "-n", ns)["metadata"]
+                                                 .get("finalizers") or []), timeout=60,
+             describe="the clean-up finalizer")
+    model_dir = digits.version_dir(MODEL, "v1").parent
+    assert model_dir.is_dir()
+    kubectl("-n", ns, "delete", "md", MODEL, "--wait=true", "--timeout=180s")
+    assert not model_dir.exists(), sorted(p.name for p in model_dir.iterdir())
+    name_dir = model_dir.parent
+    assert (name_dir.stat().st_uid, name_dir.stat().st_gid) == (POD_UID, POD_UID)
+    # The clean-up Job has no owner on purpose (it outlives the resource) and goes by its TTL.
+    selector = f"modelops.io/model-deployment={MODEL},app.kubernetes.io/component!=cleanup"
 
     def children() -> list[str]:
         out = kubectl("-n", ns, "get", "jobs,deployments,replicasets,services,configmaps,pdb,hpa,pods",

@@ -32,7 +32,8 @@ def test_a_read_write_once_claim_is_reported_not_shared(operator, namespace):
     warnings = [e for e in events(namespace, "diabetes") if e["reason"] == "ClaimNotShared"]
     assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
 
-    # The shared claim clears it.
+    # The shared claim clears it (storage.uri is immutable: a new resource of the same name).
+    kubectl("delete", "md/diabetes", "-n", namespace, "--wait=true", "--timeout=60s")
     md["spec"]["storage"]["uri"] = "pvc://models"
     apply(namespace, md)
     wait_md(namespace, "diabetes", lambda s: (storage_condition(s) or {}).get("status") == "True",

@@ -288,7 +288,8 @@ def test_every_object_carries_the_recommended_labels():
         assert not missing, f"{obj['kind']}/{obj['metadata']['name']} lacks {sorted(missing)}"
 
 
-@pytest.mark.parametrize("values, peering", [(("watchNamespaces={ml,team-b}", "logLevel=debug"), "modelops"),
+@pytest.mark.parametrize("values, peering", [(("watchNamespaces={ml,team-b}", "logLevel=debug",
+                                               "imagePolicy.allowedImages={r.example/ml/,ghcr.io/x/}"), "modelops"),
                                              (("peering.enabled=false",), "")], ids=["namespaced", "standalone"])
 def test_operator_command_line_parses_the_chart_settings(monkeypatch, values, peering):
     from modelops_operator.main import parse_args
@@ -307,6 +308,7 @@ def test_operator_command_line_parses_the_chart_settings(monkeypatch, values, pe
     assert (args.training_gpu_image, args.cluster_domain) == (expected["defaults"]["trainingGpuImage"],
                                                               expected["defaults"]["clusterDomain"])
     assert args.pod_security_context == expected["defaults"]["podSecurityContext"]
+    assert args.allowed_images == ("r.example/ml/,ghcr.io/x/" if peering else "")
 
 
 def test_install_guide_values_table_lists_every_value():

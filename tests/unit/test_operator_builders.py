@@ -126,9 +126,9 @@ def test_a_recreated_resource_of_the_same_name_stores_its_versions_apart():
 
 
 def every_pod_spec(spec, images=IMAGES):
-    serving, _ = b.build_serving_objects(spec, OWNER, images, "v1", "tflite")
-    return {"training": b.build_training_job(spec, OWNER, images, "v1", 1)["spec"]["template"]["spec"],
-            "compression": b.build_compression_job(spec, OWNER, images, "v1")["spec"]["template"]["spec"],
+    serving, _ = b.build_serving_objects(spec, OWNER, images, "v1", "tflite", OWNER.uid)
+    return {"training": b.build_training_job(spec, OWNER, images, "v1", 1, OWNER.uid)["spec"]["template"]["spec"],
+            "compression": b.build_compression_job(spec, OWNER, images, "v1", OWNER.uid)["spec"]["template"]["spec"],
             "serving": serving[0]["spec"]["template"]["spec"],
             "cleanup": b.build_cleanup_job(spec, OWNER, images)["spec"]["template"]["spec"]}
 
@@ -156,9 +156,10 @@ def test_stage_jobs_fail_at_once_on_permanent_exit_codes_ignore_disruptions_and_
     training = b.build_training_job(spec, OWNER, IMAGES, "v1", 1)["spec"]
     compression = b.build_compression_job(spec, OWNER, IMAGES, "v1")["spec"]
     for job, container in ((training, "train"), (compression, "compress")):
-        fail_job, ignore = job["podFailurePolicy"]["rules"]
-        assert fail_job["action"] == "FailJob"
+        fail_job, fail_storage, ignore = job["podFailurePolicy"]["rules"]
+        assert fail_job["action"] == fail_storage["action"] == "FailJob"
         assert fail_job["onExitCodes"] == {"containerName": container, "operator": "In", "values": [2, 3, 5]}
+        assert fail_storage["onExitCodes"]["containerName"] == "prepare-storage"   # its StorageError is permanent
         assert ignore == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
         assert job["template"]["spec"]["restartPolicy"] == "Never"   # the API server requires it for the policy
     assert training["activeDeadlineSeconds"] == b.DEFAULT_TRAINING_DEADLINE_S
@@ -178,3 +179,45 @@ def test_every_container_has_requests_and_limits_when_the_spec_gives_them():
             resources = container["resources"]
             assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"]), \
                 (component, container["name"])
+
+
+def storage_mounts(pod, claim="models"):
+    return [(m["mountPath"], m.get("subPath"), m["readOnly"]) for container in
+            pod.get("initContainers", []) + pod["containers"] for m in container.get("volumeMounts", [])
+            if m["name"] in {v["name"] for v in pod["volumes"]
+                             if (v.get("persistentVolumeClaim") or {}).get("claimName") == claim}]
+
+
+def test_user_code_mounts_only_its_own_model_directory_of_the_storage_claim():
+    """Training (user code) mounted the whole claim read-write and could rewrite other models' versions."""
+    raw = example("digits-classifier")["spec"]
+    raw["storage"]["uri"] = "pvc://models/team-a"
+    pods = every_pod_spec(parse(raw))
+    own = "team-a/ml/digits/uid-1"
+    for stage in ("training", "compression"):
+        stage_container = pods[stage]["containers"][0]
+        assert [(m["mountPath"], m["subPath"], m["readOnly"]) for m in stage_container["volumeMounts"]
+                if m["name"] == "pvc-0"] == [(f"/mnt/pvc/models/{own}", own, False)], stage
+        prepare = pods[stage]["initContainers"][0]
+        assert prepare["image"] == "serve:1" and prepare["command"][3] == f"/mnt/pvc/models/{own}"
+    assert storage_mounts(pods["serving"]) == [(f"/mnt/pvc/models/{own}", own, True)]
+    assert storage_mounts(pods["cleanup"]) == [("/mnt/pvc/models", None, False),   # prepare-storage
+                                               ("/mnt/pvc/models/team-a/ml/digits", "team-a/ml/digits", False)]
+    assert pods["cleanup"]["containers"][0]["image"] == "serve:1"   # never the spec's image on the name directory
+    legacy = b.build_training_job(parse(raw), OWNER, IMAGES, "v1", 1, None)["spec"]["template"]["spec"]
+    assert storage_mounts(legacy)[-1] == ("/mnt/pvc/models/team-a/ml/digits", "team-a/ml/digits", False)
+
+
+def test_data_on_the_storage_claim_is_mounted_read_only_by_its_directory():
+    raw = example("digits-classifier")["spec"]
+    raw["data"]["target"] = "digit"
+    for uri, data_dir in (("pvc://models/data/train.csv", "data"), ("pvc://models/shards/train-*.tfrecord", "shards"),
+                          ("pvc://models/images/", ""), ("pvc://models/a/b/images", "a/b")):
+        raw["data"]["uri"] = uri
+        pod = b.build_training_job(parse(raw), OWNER, IMAGES, "v1", 1, "uid-1")["spec"]["template"]["spec"]
+        mounts = storage_mounts({**pod, "initContainers": []})
+        assert mounts[0] == ("/mnt/pvc/models/ml/digits/uid-1", "ml/digits/uid-1", False)
+        assert mounts[1] == ("/mnt/pvc/models" + (f"/{data_dir}" if data_dir else ""), data_dir or None, True), uri
+    raw["data"]["uri"] = "pvc://datasets/train.csv"   # another claim: read-only, as before
+    pod = b.build_training_job(parse(raw), OWNER, IMAGES, "v1", 1, "uid-1")["spec"]["template"]["spec"]
+    assert storage_mounts(pod, "datasets") == [("/mnt/pvc/datasets", None, True)]

@@ -98,6 +98,42 @@ def test_a_crashed_pod_without_report_gives_its_exit_code():
     assert "exited with code 137 (OOMKilled): Killed" in state.failure_message
 
 
+def test_a_workers_bad_data_is_the_reason_not_the_chief_the_job_then_stopped():
+    """podFailurePolicy fails the Job on a worker's BadData and stops the chief: its 'Terminated' hid the cause."""
+    def failed(index, code, reason, message, created):
+        return {"metadata": {"name": f"d-train-v1-a1-{index}", "creationTimestamp": created,
+                             "annotations": {"batch.kubernetes.io/job-completion-index": str(index)}},
+                "status": {"phase": "Failed", "containerStatuses": [{"state": {"terminated": {
+                    "exitCode": code, "reason": "Error", "message": encode(StageReport(
+                        stage="train", succeeded=False, version="v1", reason=reason, message=message))}}}]}}
+    chief = failed(0, 143, "Terminated", "SIGTERM", "2026-12-01T10:00:05Z")
+    worker = failed(1, 3, "BadData", "data: worker 1's shard has no rows", "2026-12-01T10:00:00Z")
+    job = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]}}
+    state = p.job_state(job, [chief, worker])
+    assert state.failure_reason == "BadData" and "no rows" in state.report.message
+    assert p.job_state(job, [chief]).failure_reason == "Terminated"   # alone, the chief's word stands
+
+
+def test_a_model_directory_that_cannot_be_made_fails_the_stage_with_a_storage_error():
+    """The stage container mounts its model directory only, made first by the prepare-storage init container:
+    when that fails, the stage never ran and the init container's exit says why."""
+    pod = {"metadata": {"name": "x-1"}, "status": {"phase": "Failed", "initContainerStatuses": [{"state": {
+        "terminated": {"exitCode": 5, "reason": "Error",
+                       "message": "storage: cannot create /mnt/pvc/models/ml/digits/u as uid 65532 gid 65532: "
+                                  "Permission denied\n"}}}],
+        "containerStatuses": [{"state": {"waiting": {"reason": "PodInitializing"}}}]}}
+    state = p.job_state({"status": {"conditions": [{"type": "Failed", "status": "True",
+                                                    "reason": "PodFailurePolicy"}]}}, [pod])
+    assert state.failure_reason == "StorageError"
+    assert "cannot create /mnt/pvc/models/ml/digits/u as uid 65532 gid 65532: Permission denied" in state.failure_message
+    done = {"metadata": {"name": "x-1"}, "status": {"phase": "Succeeded", "initContainerStatuses": [
+        {"state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}], "containerStatuses": [{"state": {
+            "terminated": {"exitCode": 0, "message": encode(StageReport(stage="train", succeeded=True, version="v1",
+                                                                        metrics={"accuracy": 0.9}))}}}]}}
+    state = p.job_state({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}, [done])
+    assert state.report is not None and state.report.metrics == {"accuracy": 0.9}
+
+
 def test_a_training_change_makes_v2_while_v1_keeps_serving():
     md = body()
     step(md)

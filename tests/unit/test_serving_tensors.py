@@ -54,6 +54,9 @@ def test_instances_may_name_their_features():
     ({"instances": [[1, None, 3]]}, "wrong dtype"),
     ({"instances": [[1, 2, 1e39]]}, "NaN or Inf"),
     ({"instances": [[1, 2, 3]] * 5}, "too many instances"),
+    ({"instances": [[1, 2, 3]] * 5 + [[1]]}, "instances: too many instances, 6 > limit 4"),   # before any array
+    ({"instances": [1.0] * 5}, "wrong rank"),   # five numbers are one row given flat, not five instances
+    ({"inputs": {"features": [[1, 2, 3]] * 5 + [[1]]}}, "inputs.features: too many instances, 6 > limit 4"),
     ({"instances": [{"a": 1, "b": 2}]}, "missing features ['c']"),
     ({"inputs": {"pixels": [[1, 2, 3]]}}, "unknown input 'pixels'; the model's inputs are input 'features' takes"),
     ({"instances": "rows"}, "expected a list"),
@@ -99,6 +102,7 @@ def test_v2_binary_output_is_chosen_per_output_or_for_the_whole_request():
     ({"inputs": [tensor(shape=[2, 3], data=[1, 2, 3])]}, "do not fill"),
     ({"inputs": [tensor(shape=[0, 3], data=[])]}, "empty batch"),
     ({"inputs": [tensor(shape=[5, 3], data=[1] * 15)]}, "too many instances"),
+    ({"inputs": [tensor(shape=[5, 3], data=[1])]}, "inputs[0]: too many instances, 5 > limit 4"),   # before decoding
     ({"inputs": [tensor(), tensor()]}, "given twice"),
     ({"inputs": []}, "expected a list of tensors"),
     ({"inputs": [tensor()], "outputs": [{"name": "probabilities"}]}, "unknown output"),
@@ -108,6 +112,30 @@ def test_bad_v2_requests_are_refused_with_the_reason(request_, words):
     with pytest.raises(HttpError) as e:
         v2(request_)
     assert e.value.status == 400 and words in e.value.message
+
+
+@pytest.mark.parametrize("rows", [[[True, 2.5, 3]], [[1, 2, 3], [4, False, 6]], [[0.5, 2, 3], [1, 2, True]]])
+def test_true_or_false_among_numbers_is_refused_not_read_as_one_or_zero(rows):
+    """numpy turns [[true, 2.5]] into [[1.0, 2.5]]: the server answered a prediction for input it never got."""
+    for parse, where in ((lambda: v1({"instances": rows}), "instances"),
+                         (lambda: v1({"inputs": {"features": rows}}), "inputs.features"),
+                         (lambda: v2({"inputs": [tensor(shape=[len(rows), 3], data=rows)]}), "inputs[0].data"),
+                         (lambda: v2({"inputs": [tensor(shape=[len(rows), 3], data=sum(rows, []))]}),
+                          "inputs[0].data")):
+        with pytest.raises(HttpError) as e:
+            parse()
+        assert e.value.status == 400
+        assert e.value.message == (f"{where}: wrong dtype, numbers expected (found true/false); "
+                                   "input 'features' takes float32 [n, 3]")
+
+
+def test_true_or_false_among_integers_is_refused_and_zeros_and_ones_still_pass():
+    image = [[[[1], [0]], [[True], [0]]]]
+    with pytest.raises(HttpError) as e:
+        v1({"inputs": {"image": image, "age": [[1]]}}, signature=TWO)
+    assert e.value.status == 400 and "inputs.image: wrong dtype, numbers expected (found true/false)" in e.value.message
+    rows, _ = v1({"instances": [[0, 1, 0.0], [1.0, 0, 1]]})
+    assert rows.tolist() == [[0, 1, 0], [1, 0, 1]]
 
 
 def test_v2_binary_size_must_match_the_shape():

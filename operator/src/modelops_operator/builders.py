@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from modelops_contracts import jobconfig
 from modelops_contracts.feedback import feedback_dir
-from modelops_contracts.report import PERMANENT_EXIT_CODES
+from modelops_contracts.report import EXIT_CODE_BY_REASON, PERMANENT_EXIT_CODES
 
 from . import constants as c
 from . import podsecurity
@@ -41,6 +43,7 @@ class Images:
     pod_security: Mapping[str, Any] = field(default_factory=lambda: dict(podsecurity.DEFAULTS))
     training_gpu: str = c.DEFAULT_TRAINING_GPU_IMAGE
     cluster_domain: str = c.DEFAULT_CLUSTER_DOMAIN
+    allowed_images: tuple[str, ...] = ()   # image prefixes a spec may name (imagepolicy); empty: any
 
     def for_training(self, spec: Spec) -> str:
         """The spec's image, else the CUDA variant when the pods get GPUs (without CUDA they train on the CPU)."""
@@ -119,17 +122,58 @@ def _claim_of(uri: str) -> tuple[str, str] | None:
     return claim, path.strip("/")
 
 
-def _claim_volumes(spec: Spec, *, read_only_storage: bool) -> tuple[list[dict], list[dict]]:
-    """Volumes and mounts for the storage claim and, if different, the data claim, at PVC_ROOT/<claim>."""
-    claims = {spec.storage_claim: read_only_storage}
+def model_dir(spec: Spec, owner: Owner, uid: str | None) -> str:
+    """The directory of this resource's versions, relative to the storage claim's root: the one
+    directory its pods mount (`<path>/<namespace>/<name>/<uid>`; `.../<name>` for pre-uid versions)."""
+    return str(jobconfig.version_dir(spec.storage_subpath, owner.namespace, owner.name, "", uid)).rstrip("/")
+
+
+def _data_dir(path: str) -> str:
+    """The directory holding the data (a file, a directory of images or a glob of shards), relative to its claim."""
+    fixed = re.split(r"[*?\[]", path, maxsplit=1)[0]
+    return posixpath.dirname(fixed.rstrip("/") if fixed == path else fixed)
+
+
+def _claim_volumes(spec: Spec, storage_dir: str, *, read_only_storage: bool) -> tuple[list[dict], list[dict]]:
+    """Volumes and mounts: the storage claim's `storage_dir` only (another model's versions stay out of
+    reach of user code), and the data read-only, each at the path it has under PVC_ROOT/<claim>, so the
+    paths in the job config resolve as if the whole claim were mounted."""
+    volumes = [{"name": "pvc-0", "persistentVolumeClaim": {"claimName": spec.storage_claim,
+                                                           "readOnly": read_only_storage}}]
+    mounts = [_mount("pvc-0", spec.storage_claim, storage_dir, read_only_storage)]
     data = _claim_of(spec.data_uri)
-    if data and data[0] not in claims:
-        claims[data[0]] = True
-    volumes, mounts = [], []
-    for i, (claim, read_only) in enumerate(claims.items()):
-        volumes.append({"name": f"pvc-{i}", "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only}})
-        mounts.append({"name": f"pvc-{i}", "mountPath": f"{c.PVC_ROOT}/{claim}", "readOnly": read_only})
+    if data and data[0] == spec.storage_claim:
+        mounts.append(_mount("pvc-0", data[0], _data_dir(data[1]), True))
+    elif data:   # another claim of the namespace: the data's own, read-only
+        volumes.append({"name": "pvc-1", "persistentVolumeClaim": {"claimName": data[0], "readOnly": True}})
+        mounts.append(_mount("pvc-1", data[0], "", True))
     return volumes, mounts
+
+
+def _mount(volume: str, claim: str, sub_path: str, read_only: bool) -> dict[str, Any]:
+    mount = {"name": volume, "mountPath": f"{c.PVC_ROOT}/{claim}" + (f"/{sub_path}" if sub_path else ""),
+             "readOnly": read_only}
+    if sub_path:
+        mount["subPath"] = sub_path
+    return mount
+
+
+# Makes a model's directory as the pod's user before the stage container mounts it by subPath: the
+# kubelet would make it as root, which the pods cannot write on storage without fsGroup (hostPath, NFS).
+PREPARE_SCRIPT = ("import os, sys\ntry:\n    os.makedirs(sys.argv[1], exist_ok=True)\nexcept OSError as e:\n"
+                  "    print(f'storage: cannot create {sys.argv[1]} as uid {os.getuid()} gid {os.getgid()}: "
+                  "{e.strerror}')\n    sys.exit(int(sys.argv[2]))\n")
+PREPARE_CONTAINER = "prepare-storage"
+
+
+def prepare_storage_container(spec: Spec, images: Images, storage_dir: str) -> dict[str, Any]:
+    """Runs the operator's serving image (never the spec's), the only container that sees the storage root."""
+    root = f"{c.PVC_ROOT}/{spec.storage_claim}"
+    return {"name": PREPARE_CONTAINER, "image": images.serving,
+            "command": ["python", "-c", PREPARE_SCRIPT, f"{root}/{storage_dir}",
+                        str(EXIT_CODE_BY_REASON["StorageError"])],
+            "volumeMounts": [{"name": "pvc-0", "mountPath": root, "readOnly": False}], "resources": HELPER_RESOURCES,
+            "securityContext": RESTRICTED_CONTAINER_SECURITY, "terminationMessagePolicy": "FallbackToLogsOnError"}
 
 
 def storage_root(spec: Spec) -> str:
@@ -212,9 +256,11 @@ def _gpu_toleration() -> dict[str, str]:
 
 
 def _job(spec: Spec, owner: Owner, images: Images, *, name: str, component: str, version: str, attempt: int,
-         image: str, command: list[str], workers: int, gpus: int, env: list[dict], deadline_s: int) -> dict[str, Any]:
+         image: str, command: list[str], workers: int, gpus: int, env: list[dict], deadline_s: int,
+         uid: str | None) -> dict[str, Any]:
     pod_labels = labels(owner, component, **{c.LABEL_VERSION: version, c.LABEL_ATTEMPT: str(attempt)})
-    volumes, mounts = _claim_volumes(spec, read_only_storage=False)
+    storage_dir = model_dir(spec, owner, uid)
+    volumes, mounts = _claim_volumes(spec, storage_dir, read_only_storage=False)
     volumes += [{"name": "config", "configMap": {"name": config_map_name(name)}},
                 {"name": "tmp", "emptyDir": {}}]
     mounts += [{"name": "config", "mountPath": c.CONFIG_MOUNT, "readOnly": True},
@@ -232,6 +278,7 @@ def _job(spec: Spec, owner: Owner, images: Images, *, name: str, component: str,
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "securityContext": pod_security(spec, images),
+        "initContainers": [prepare_storage_container(spec, images, storage_dir)],
         "containers": [{
             "name": container,
             "image": image,
@@ -260,7 +307,7 @@ def _job(spec: Spec, owner: Owner, images: Images, *, name: str, component: str,
         "completions": workers,
         "parallelism": workers,
         "activeDeadlineSeconds": deadline_s,
-        "podFailurePolicy": pod_failure_policy(container),
+        "podFailurePolicy": pod_failure_policy(container, PREPARE_CONTAINER),
         "template": {"metadata": {"labels": pod_labels, "annotations": dict(spec.pod_annotations or {})},
                      "spec": pod_spec},
     }
@@ -280,14 +327,14 @@ def queued(spec: Spec, job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
-def pod_failure_policy(container: str) -> dict[str, Any]:
+def pod_failure_policy(*containers: str) -> dict[str, Any]:
     """Fail the Job at the first permanent exit code; never count a pod that was evicted or preempted.
 
     Without it, a BadData or StorageError pod is re-run backoffLimit times to fail the same way.
     """
     return {"rules": [
-        {"action": "FailJob", "onExitCodes": {"containerName": container, "operator": "In",
-                                              "values": list(PERMANENT_EXIT_CODES)}},
+        *({"action": "FailJob", "onExitCodes": {"containerName": container, "operator": "In",
+                                                "values": list(PERMANENT_EXIT_CODES)}} for container in containers),
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
     ]}
 
@@ -298,7 +345,9 @@ def worker_hosts(job_name: str, namespace: str, workers: int) -> str:
     return ",".join(f"{job_name}-{i}.{svc}.{namespace}.svc:{c.WORKER_PORT}" for i in range(workers))
 
 
-def build_training_job(spec: Spec, owner: Owner, images: Images, version: str, attempt: int) -> dict[str, Any]:
+def build_training_job(spec: Spec, owner: Owner, images: Images, version: str, attempt: int,
+                       uid: str | None = None) -> dict[str, Any]:
+    """`uid`: as for build_job_config, the owner's uid when the version lives in the resource's own directory."""
     name = training_job_name(owner, version, attempt)
     env = []
     if spec.workers > 1:
@@ -308,7 +357,7 @@ def build_training_job(spec: Spec, owner: Owner, images: Images, version: str, a
                     "value": str(spec.startup_timeout_seconds or c.DEFAULT_STARTUP_TIMEOUT_S)})
     return _job(spec, owner, images, name=name, component="training", version=version, attempt=attempt,
                 image=images.for_training(spec), command=["modelops-train"], workers=spec.workers, gpus=spec.gpus_per_worker, env=env,
-                deadline_s=spec.active_deadline_seconds or DEFAULT_TRAINING_DEADLINE_S)
+                deadline_s=spec.active_deadline_seconds or DEFAULT_TRAINING_DEADLINE_S, uid=uid)
 
 
 def build_workers_service(owner: Owner, job_name: str, version: str) -> dict[str, Any]:
@@ -320,11 +369,12 @@ def build_workers_service(owner: Owner, job_name: str, version: str) -> dict[str
                      "ports": [{"name": "grpc", "port": c.WORKER_PORT, "targetPort": c.WORKER_PORT}]}}
 
 
-def build_compression_job(spec: Spec, owner: Owner, images: Images, version: str) -> dict[str, Any]:
+def build_compression_job(spec: Spec, owner: Owner, images: Images, version: str,
+                          uid: str | None = None) -> dict[str, Any]:
     return _job(spec, owner, images, name=compression_job_name(owner, version), component="compression",
                 version=version, attempt=1, image=spec.training_image or images.training,
                 command=["modelops-compress"], workers=1, gpus=0, env=[],
-                deadline_s=DEFAULT_COMPRESSION_DEADLINE_S)
+                deadline_s=DEFAULT_COMPRESSION_DEADLINE_S, uid=uid)
 
 
 # --- serving -----------------------------------------------------------------------------
@@ -368,8 +418,10 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
     image = spec.serving_image or images.serving
     pod_labels = {**labels(owner, "serving"), c.LABEL_VERSION: version}
     probe = {"httpGet": {"port": "http"}, "periodSeconds": 5, "timeoutSeconds": 2}
-    volumes, mounts = _claim_volumes(spec, read_only_storage=not spec.monitoring_enabled)   # see _keep_feedback
-    storage_mounts = [{**m, "readOnly": True} for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
+    storage_dir = model_dir(spec, owner, uid)
+    # Writable only for the feedback mount (see _keep_feedback); the model's own mount stays read-only.
+    storage_volume = {"name": "pvc-0", "persistentVolumeClaim": {"claimName": spec.storage_claim,
+                                                                 "readOnly": not spec.monitoring_enabled}}
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": serving_selector(owner)},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -385,7 +437,8 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
                     "image": image,
                     "command": ["modelops-fetch"],
                     "args": ["--source", version_path(spec, owner, version, uid), "--dest", f"{c.MODELS_MOUNT}/{version}"],
-                    "volumeMounts": storage_mounts + [{"name": "models", "mountPath": c.MODELS_MOUNT}],
+                    "volumeMounts": [_mount("pvc-0", spec.storage_claim, storage_dir, True),
+                                     {"name": "models", "mountPath": c.MODELS_MOUNT}],
                     "resources": HELPER_RESOURCES,
                     "securityContext": RESTRICTED_CONTAINER_SECURITY,
                     "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -405,8 +458,7 @@ def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: 
                                      {"name": "tmp", "mountPath": "/tmp"}],
                     "securityContext": RESTRICTED_CONTAINER_SECURITY,
                 }],
-                "volumes": [v for v in volumes if v["persistentVolumeClaim"]["claimName"] == spec.storage_claim]
-                + [{"name": "models", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+                "volumes": [storage_volume, {"name": "models", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
             },
         },
     }
@@ -454,7 +506,7 @@ def _keep_feedback(container: dict[str, Any], spec: Spec, owner: Owner, uid: str
         {"name": "MODELOPS_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "MODELOPS_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "MODELOPS_ID_KEY", "value": owner.uid}]
-    # pvc-0: _claim_volumes puts the storage claim first.
+    # pvc-0: the storage claim's volume in build_serving_deployment.
     container["volumeMounts"].append({"name": "pvc-0", "mountPath": c.FEEDBACK_MOUNT, "subPath": sub})
 
 
@@ -527,10 +579,11 @@ def build_cleanup_job(spec: Spec, owner: Owner, images: Images, legacy_versions:
     """A Job that deletes the model's versions from storage, for a ModelDeployment being deleted.
 
     It has no owner reference on purpose: the owner is going away, and the Job must outlive it
-    long enough to finish; ttlSecondsAfterFinished removes it afterwards.
+    long enough to finish; ttlSecondsAfterFinished removes it afterwards. It mounts the resource's name
+    directory (its uid directory, and pre-uid versions, are removed, so neither can be the mount) and
+    runs the operator's serving image, never the spec's.
     """
-    volumes, mounts = _claim_volumes(spec, read_only_storage=False)
-    storage = [m for m in mounts if m["mountPath"] == f"{c.PVC_ROOT}/{spec.storage_claim}"]
+    name_dir = model_dir(spec, owner, None)
     meta = metadata(owner, cleanup_job_name(owner), "cleanup")
     del meta["ownerReferences"]
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": {
@@ -539,14 +592,17 @@ def build_cleanup_job(spec: Spec, owner: Owner, images: Images, legacy_versions:
                                   "annotations": dict(spec.pod_annotations or {})},
                      "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
                               "securityContext": pod_security(spec, images),
+                              # Never mounted before (nothing trained): made as the pods' user, not root,
+                              # or a later resource of the same name could not make its directory in it.
+                              "initContainers": [prepare_storage_container(spec, images, name_dir)],
                               "containers": [{
-                                  "name": "cleanup", "image": spec.training_image or images.training,
+                                  "name": "cleanup", "image": images.serving,
                                   "command": ["python", "-c", CLEANUP_SCRIPT,
                                               *cleanup_targets(spec, owner, list(legacy_versions))],
-                                  "volumeMounts": storage, "resources": HELPER_RESOURCES,
-                                  "securityContext": RESTRICTED_CONTAINER_SECURITY}],
-                              "volumes": [v for v in volumes
-                                          if v["persistentVolumeClaim"]["claimName"] == spec.storage_claim]}}}}
+                                  "volumeMounts": [_mount("pvc-0", spec.storage_claim, name_dir, False)],
+                                  "resources": HELPER_RESOURCES, "securityContext": RESTRICTED_CONTAINER_SECURITY}],
+                              "volumes": [{"name": "pvc-0", "persistentVolumeClaim": {
+                                  "claimName": spec.storage_claim, "readOnly": False}}]}}}}
     # Only the pull secrets: deleting files on the claim needs no cloud identity.
     with_identity(job["spec"]["template"]["spec"], spec, service_account=None, env=None, env_from=None)
     return job

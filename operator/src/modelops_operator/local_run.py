@@ -8,6 +8,7 @@ over HTTP. Artifacts use the cluster's layout under a local storage directory.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -126,7 +127,7 @@ class LocalRun:
 
     def config(self, stage: str, version: str, attempt: int) -> jobconfig.JobConfig:
         cfg = b.build_job_config(self.spec, self.owner, stage, version, attempt)
-        return replace(cfg, storage_root=str(self.storage_root),
+        return replace(cfg, storage_root=str(self.storage_root), training=on_this_machine(cfg.training, gpus_here()),
                        report_path=str(self.work / f"{stage}-{version}-a{attempt}.report.json"))
 
     def run_stage(self, cfg: jobconfig.JobConfig) -> StageReport:
@@ -157,6 +158,10 @@ class LocalRun:
     def pipeline(self) -> tuple[str, StageReport, StageReport | None, str]:
         """Train (retrain per policy), compress, decide what to serve. Returns (version, train, compress, servable)."""
         version = next_version(self.storage_root / self.namespace / self.name)
+        asked, here = self.spec.gpus_per_worker, self.config("train", version, 1).training
+        if asked and not here.gpus_per_worker:
+            say(f"==> no GPU here ({gpus_here()} of the {asked} per worker the spec asks for): training with "
+                f"{here.strategy} on the CPU, precision {here.precision}; a cluster runs it on GPUs")
         attempt = 1
         while True:
             trained = self.run_stage(self.config("train", version, attempt))
@@ -199,6 +204,19 @@ class LocalRun:
                 pass
             time.sleep(0.2)
         raise RunError(f"the server was not ready within {READY_TIMEOUT_S}s; log: {log.name}")
+
+
+def gpus_here() -> int:
+    """NVIDIA GPUs this machine's driver lists (none without the driver)."""
+    return len(glob.glob("/proc/driver/nvidia/gpus/*"))
+
+
+def on_this_machine(training: jobconfig.TrainingSpec, gpus: int) -> jobconfig.TrainingSpec:
+    """A spec asking for more GPUs than this machine has trains on the CPU here, with the same strategy (its
+    replicas go to the CPU) and float32, instead of failing with GPUUnavailable as a pod without GPUs would."""
+    if training.gpus_per_worker <= gpus:
+        return training
+    return replace(training, gpus_per_worker=0, precision="float32")
 
 
 def _tool(name: str) -> str:

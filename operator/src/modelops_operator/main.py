@@ -16,7 +16,7 @@ import kopf
 from . import builders as b
 from . import constants as c
 from . import handlers  # noqa: F401  (registers the handlers with kopf)
-from . import podsecurity
+from . import imagepolicy, podsecurity
 from .kube import CONNECTIONS, Kube
 from .metrics import Metrics
 from .reconciler import Reconciler
@@ -49,6 +49,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="JSON: runAsUser, runAsGroup, fsGroup, fsGroupChangePolicy of the pods the operator creates, "
                         "unless a ModelDeployment sets spec.podSecurityContext. Default: 65532 for all three "
                         "(the images' user) and OnRootMismatch; {} leaves them to the platform (OpenShift)")
+    p.add_argument("--allowed-images", default=env("MODELOPS_ALLOWED_IMAGES", ""),
+                   help="comma-separated image prefixes a ModelDeployment may name in training.image and "
+                        "serving.image; others are refused (ImageNotAllowed). Empty: any image")
     p.add_argument("--cleanup-timeout", type=float, default=float(env("MODELOPS_CLEANUP_TIMEOUT_S", "300")),
                    help="seconds a deletion waits for the artifact clean-up Job before releasing the finalizer")
     p.add_argument("--log-level", default=env("MODELOPS_LOG_LEVEL", "info"),
@@ -91,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics.serve(args.metrics_port, args.host)
     defaults = b.Images(training=args.training_image, serving=args.serving_image,
                         pod_security=args.pod_security_context, training_gpu=args.training_gpu_image,
-                        cluster_domain=args.cluster_domain)
+                        cluster_domain=args.cluster_domain,
+                        allowed_images=imagepolicy.parse_allowed(args.allowed_images))
     memo = kopf.Memo(reconciler=Reconciler(Kube.connect(), defaults, metrics, cleanup_timeout_s=args.cleanup_timeout))
     priority = args.priority if args.priority is not None else random.randint(1, 2 ** 31 - 1)
     kopf.run(settings=operator_settings(args), memo=memo, standalone=not args.peering,

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from modelops_contracts.report import REASON_BY_EXIT_CODE, ReportError, StageReport, decode
+from modelops_contracts.report import EXIT_TERMINATED, REASON_BY_EXIT_CODE, ReportError, StageReport, decode
 
 from . import builders as b
 from . import constants as c
@@ -142,9 +142,11 @@ def _chief_first(pods: list[Mapping[str, Any]], succeeded: bool) -> list[Mapping
         meta = pod.get("metadata") or {}
         index = (meta.get("annotations") or {}).get("batch.kubernetes.io/job-completion-index", "0")
         phase = (pod.get("status") or {}).get("phase")
-        # For a succeeded Job, the chief's successful pod; for a failed one, the newest failure.
+        # For a succeeded Job, the chief's successful pod; for a failed one, the newest failure, but never a
+        # pod stopped by SIGTERM before one that failed on its own (the Job stops the chief when a worker fails).
         wanted = "Succeeded" if succeeded else "Failed"
-        return (index != "0", phase != wanted, _negated_time(meta.get("creationTimestamp") or ""))
+        stopped = not succeeded and (_terminated(pod) or {}).get("exitCode") == EXIT_TERMINATED
+        return (stopped, index != "0", phase != wanted, _negated_time(meta.get("creationTimestamp") or ""))
     return sorted(pods, key=key)
 
 
@@ -153,8 +155,13 @@ def _negated_time(ts: str) -> tuple[int, ...]:
 
 
 def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        terminated = (status.get("state") or {}).get("terminated")
+    status = pod.get("status") or {}
+    for container in status.get("initContainerStatuses") or []:   # one that failed: the stage never ran
+        terminated = (container.get("state") or {}).get("terminated")
+        if terminated and terminated.get("exitCode"):
+            return terminated
+    for container in status.get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated")
         if terminated:
             return terminated
     return None
@@ -413,7 +420,7 @@ def _train(p: Pass) -> Transition:
     p.out.apply.append(b.build_config_map(p.owner, job_name, cfg, "training", spec.version_hash))
     if spec.workers > 1:
         p.out.apply.append(b.build_workers_service(p.owner, job_name, version))
-    p.out.create_only.append(b.build_training_job(spec, p.owner, p.images, version, attempt))
+    p.out.create_only.append(b.build_training_job(spec, p.owner, p.images, version, attempt, cfg.model.uid))
     job = p.take_job("train")
     phase = "Training" if attempt == 1 else "Retraining"
     wait = _wait_for(p, job, job_name, "Trained", phase, "Evaluating",
@@ -448,7 +455,7 @@ def _compress(p: Pass) -> Transition:
     job_name = b.compression_job_name(p.owner, version)
     cfg = b.build_job_config(spec, p.owner, "compress", version, 1, stored_under_uid(p.owner, p.run))
     p.out.apply.append(b.build_config_map(p.owner, job_name, cfg, "compression", spec.version_hash))
-    p.out.create_only.append(b.build_compression_job(spec, p.owner, p.images, version))
+    p.out.create_only.append(b.build_compression_job(spec, p.owner, p.images, version, cfg.model.uid))
     job = p.take_job("compress")
     wait = _wait_for(p, job, job_name, "Compressed", "Compressing", "Compressing",
                      f"{version}: {spec.compression_method} compression ({job_name})")

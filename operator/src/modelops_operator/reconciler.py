@@ -19,10 +19,10 @@ from kubernetes.client.exceptions import ApiException
 from . import builders as b
 from . import canary, claims
 from . import constants as c
-from . import live
-from . import pipeline
+from . import imagepolicy, live, pipeline
 from .cleanup import finalizer_patch, plan_cleanup
 from .children import Children
+from .conditions import set_condition
 from .kube import Kube, api_message
 from .metrics import Metrics
 from .requeue import Requeues
@@ -136,6 +136,10 @@ class Reconciler:
             if c.FINALIZER in (body["metadata"].get("finalizers") or []):
                 self._finalize(body, spec, owner)
             return
+        refused = imagepolicy.refusal(spec, self.images.allowed_images)
+        if refused:   # after the deletion branch: a resource refused now may still have versions to clean up
+            self._write_invalid(body, refused, now, imagepolicy.REASON)
+            return
         self._set_finalizer(body, spec.delete_artifacts)
         run, _ = pipeline.current_run(body.get("status") or {}, spec, now, owner)
         children = Children(self.kube, owner)
@@ -210,13 +214,17 @@ class Reconciler:
         observed.canary = children.deployment(b.canary_name(owner))
         return observed
 
-    def _write_invalid(self, body: Mapping[str, Any], message: str, now: str) -> None:
+    def _write_invalid(self, body: Mapping[str, Any], message: str, now: str, reason: str = "InvalidSpec") -> None:
         status = dict(body.get("status") or {})
-        if status.get("phase") == "Failed" and status.get("message") == message:
+        generation = body["metadata"].get("generation", 1)
+        if status.get("phase") == "Failed" and status.get("message") == message \
+                and status.get("observedGeneration") == generation:
             return
-        status.update(phase="Failed", message=message, observedGeneration=body["metadata"].get("generation", 1))
+        status.update(phase="Failed", message=message, observedGeneration=generation,
+                      conditions=set_condition(list(status.get("conditions") or []), "Ready", False, reason, message,
+                                               generation, now))
         self.kube.replace_status(body, status)
-        self.post_event(body, "Warning", "InvalidSpec", message)
+        self.post_event(body, "Warning", reason, message)
 
     def post_event(self, body: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
         meta = body["metadata"]

@@ -15,7 +15,7 @@ from modelops_contracts.signature import Signature
 
 from . import jsonnum
 from .errors import bad_request
-from .tensors import batch, checked, expected, from_json, rows_from_named, typed
+from .tensors import batch, checked, expected, from_json, limit_listed, limit_rows, rows_from_named, typed
 
 
 def rows_from_text(raw: bytes, *, signature: Signature, max_rows: int) -> list[np.ndarray] | None:
@@ -48,6 +48,7 @@ def _rows(instances: Any, signature: Signature, max_rows: int, feature_names: Se
     if len(signature.inputs) == 1:
         spec = signature.inputs[0]
         if isinstance(instances, list):
+            limit_listed(instances, spec, max_rows, where="instances")
             if signature.is_tabular and feature_names:
                 instances = rows_from_named(instances, feature_names, spec.name)
             else:
@@ -59,8 +60,7 @@ def _rows(instances: Any, signature: Signature, max_rows: int, feature_names: Se
     if not isinstance(instances, list) or not instances:
         raise bad_request("instances: expected a non-empty list of objects keyed by input name; the model's "
                           f"inputs are {', '.join(expected(t) for t in signature.inputs)}")
-    if len(instances) > max_rows:
-        raise bad_request(f"instances: too many instances, {len(instances)} > limit {max_rows}")
+    limit_rows(len(instances), max_rows, where="instances")
     names = [t.name for t in signature.inputs]
     for i, instance in enumerate(instances):
         if not isinstance(instance, dict) or set(instance) != set(names):
@@ -81,6 +81,7 @@ def _columns(inputs: Any, signature: Signature, max_rows: int) -> list[np.ndarra
     for name, value in inputs.items():
         spec = signature.input(name)
         if spec is not None:
+            limit_listed(value, spec, max_rows, where=f"inputs.{name}")
             arrays[name] = from_json(value, spec, where=f"inputs.{name}")
         else:
             arrays[name] = value    # batch() names the unknown input with the expected ones

@@ -17,7 +17,7 @@ from modelops_contracts.signature import Signature, TensorSpec
 
 from . import jsonnum
 from .errors import bad_request
-from .tensors import batch, checked, expected, typed
+from .tensors import batch, checked, decoded, expected, limit_rows, typed
 
 DATATYPES = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int8": "INT8", "uint8": "UINT8",
              "int16": "INT16", "int32": "INT32", "int64": "INT64", "bool": "BOOL", "string": "BYTES"}
@@ -73,7 +73,7 @@ def parse_request(request: dict[str, Any], binary: bytes, *, signature: Signatur
                           f"{', '.join(expected(t) for t in signature.inputs)}")
     arrays, offset = {}, 0
     for i, spec in enumerate(inputs):
-        name, array, offset = _input(spec, i, signature, binary, offset)
+        name, array, offset = _input(spec, i, signature, binary, offset, max_rows)
         if name in arrays:
             raise bad_request(f"inputs[{i}].name: input {name!r} is given twice")
         arrays[name] = array
@@ -84,7 +84,7 @@ def parse_request(request: dict[str, Any], binary: bytes, *, signature: Signatur
     return InferRequest(request_id, ordered, selected_outputs(request, signature))
 
 
-def _input(spec: dict[str, Any], i: int, signature: Signature, binary: bytes, offset: int):
+def _input(spec: dict[str, Any], i: int, signature: Signature, binary: bytes, offset: int, max_rows: int):
     where = f"inputs[{i}]"
     name = spec.get("name")
     model_spec = signature.input(name) if isinstance(name, str) else None
@@ -98,6 +98,8 @@ def _input(spec: dict[str, Any], i: int, signature: Signature, binary: bytes, of
     shape = spec.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise bad_request(f"{where}.shape: expected a list of non-negative integers")
+    if len(shape) == len(model_spec.shape):   # the stated batch size, before any data is decoded
+        limit_rows(shape[0], max_rows, where=where)
     count = math.prod(shape)
     parameters = spec.get("parameters") or {}
     size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
@@ -123,12 +125,8 @@ def _json_tensor(data: list, spec: TensorSpec, shape: list[int], count: int, whe
     array = jsonnum.integers(data, item, spec.dtype, flat=True) if shape else None
     if array is None and shape:
         array = jsonnum.integers(data, item, spec.dtype)
-    if array is None:
-        try:
-            array = np.array(data)
-        except (ValueError, TypeError, OverflowError):
-            raise bad_request(f"{where}.data: ragged or mixed nesting") from None
-    array = typed(array, spec, where=f"{where}.data")
+    array = typed(array, spec, where=f"{where}.data") if array is not None else \
+        decoded(data, spec, where=f"{where}.data")
     if array.size != count:
         raise bad_request(f"{where}.data: {array.size} values do not fill shape {shape}")
     return checked(array.reshape(shape), spec, where=where)

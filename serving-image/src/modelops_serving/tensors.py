@@ -28,11 +28,29 @@ def from_json(value: Any, spec: TensorSpec, *, where: str) -> np.ndarray:
     if isinstance(value, (str, bytes, dict)) or value is None or isinstance(value, bool):
         raise bad_request(f"{where}: expected a list (one entry per instance), got {type(value).__name__}; "
                           f"{expected(spec)}")
+    return checked(decoded(value, spec, where=where), spec, where=where)
+
+
+def decoded(value: Any, spec: TensorSpec, *, where: str) -> np.ndarray:
+    """Nested JSON lists as an array of the input's dtype (either protocol's JSON data)."""
     try:
         array = np.array(value)
     except (ValueError, TypeError, OverflowError):
         raise bad_request(f"{where}: ragged or mixed nesting; {expected(spec)}") from None
-    return checked(typed(array, spec, where=where), spec, where=where)
+    # numpy reads true/false among numbers as 1/0: only a batch holding a 0 or a 1 needs the closer look.
+    if spec.dtype != "bool" and array.dtype.kind in "fiu" and ((array == 0) | (array == 1)).any() \
+            and _holds_bool(value):
+        raise bad_request(f"{where}: wrong dtype, numbers expected (found true/false); {expected(spec)}")
+    return typed(array, spec, where=where)
+
+
+def _holds_bool(value: Any) -> bool:
+    """Whether regular nested lists (numpy accepted them) hold a JSON true or false."""
+    if not isinstance(value, list):
+        return isinstance(value, bool)
+    if value and not isinstance(value[0], list):   # a row of scalars: one pass at C speed
+        return bool in set(map(type, value))
+    return any(map(_holds_bool, value))
 
 
 def typed(array: np.ndarray, spec: TensorSpec, *, where: str) -> np.ndarray:
@@ -82,12 +100,24 @@ def checked(array: np.ndarray, spec: TensorSpec, *, where: str) -> np.ndarray:
     return array
 
 
+def limit_listed(value: Any, spec: TensorSpec, max_rows: int, *, where: str) -> None:
+    """The instance count of nested lists for one input, checked before their array is built (a flat list
+    for an input of rank 2 or more is a wrong rank, which from_json names)."""
+    if isinstance(value, list) and value and (len(spec.shape) == 1 or isinstance(value[0], (list, dict))):
+        limit_rows(len(value), max_rows, where=where)
+
+
+def limit_rows(count: int, max_rows: int, *, where: str) -> None:
+    """Called with the count a request states or lists before its arrays are built, and by batch()."""
+    if count > max_rows:
+        raise bad_request(f"{where}: too many instances, {count} > limit {max_rows}")
+
+
 def batch(arrays: dict[str, np.ndarray], signature: Signature, *, max_rows: int, where: str) -> list[np.ndarray]:
     """The model's inputs in signature order; every input present and all with the same batch size."""
     if len(arrays) == 1 and len(signature.inputs) == 1 and signature.inputs[0].name in arrays:
         (array,) = arrays.values()      # the common one-input case, without the set arithmetic
-        if len(array) > max_rows:
-            raise bad_request(f"{where}: too many instances, {len(array)} > limit {max_rows}")
+        limit_rows(len(array), max_rows, where=where)
         return [array]
     unknown = sorted(set(arrays) - {t.name for t in signature.inputs})
     if unknown:
@@ -100,8 +130,7 @@ def batch(arrays: dict[str, np.ndarray], signature: Signature, *, max_rows: int,
     sizes = {t.name: len(a) for t, a in zip(signature.inputs, ordered)}
     if len(set(sizes.values())) != 1:
         raise bad_request(f"{where}: inputs differ in batch size {sizes}; each instance needs every input")
-    if len(ordered[0]) > max_rows:
-        raise bad_request(f"{where}: too many instances, {len(ordered[0])} > limit {max_rows}")
+    limit_rows(len(ordered[0]), max_rows, where=where)
     return ordered
 
 
