@@ -22,16 +22,23 @@ UNEXPECTED_REASON = {"train": "TrainingFailed", "compress": "CompressionFailed"}
 
 def run_stage(stage: str, config: JobConfig, work: Callable[[JobConfig], StageReport]) -> StageReport:
     started = time.monotonic()
+    stopped: list[Terminated] = []
     try:
-        with _stop_on_sigterm(stage, config):
+        with _stop_on_sigterm(stage, config, stopped):
             report = work(config)
-    except StageError as e:
-        report = dataclasses.replace(failure(stage, config, e.reason, str(e)), compression=e.compression)
-    except Exception as e:  # anything else is still a stage failure the operator must see, not a crash
-        log.error("%s failed unexpectedly:\n%s", stage, traceback.format_exc())
-        first_line = (str(e).strip().splitlines() or [""])[0]
-        report = failure(stage, config, UNEXPECTED_REASON[stage], f"{stage}: {type(e).__name__}: {first_line}")
+    except Exception as e:  # a failure the operator must see, not a crash
+        report = _failed(stage, config, e, stopped)
     return dataclasses.replace(report, duration_seconds=round(time.monotonic() - started, 3))
+
+
+def _failed(stage: str, config: JobConfig, error: Exception, stopped: list[Terminated]) -> StageReport:
+    if stopped:   # TensorFlow re-raises what the handler raised inside its own calls as another error
+        return failure(stage, config, Terminated.reason, str(stopped[0]))
+    if isinstance(error, StageError):
+        return dataclasses.replace(failure(stage, config, error.reason, str(error)), compression=error.compression)
+    log.error("%s failed unexpectedly:\n%s", stage, traceback.format_exc())
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return failure(stage, config, UNEXPECTED_REASON[stage], f"{stage}: {type(error).__name__}: {first_line}")
 
 
 def failure(stage: str, config: JobConfig, reason: str, message: str) -> StageReport:
@@ -41,7 +48,7 @@ def failure(stage: str, config: JobConfig, reason: str, message: str) -> StageRe
 
 
 @contextmanager
-def _stop_on_sigterm(stage: str, config: JobConfig) -> Iterator[None]:
+def _stop_on_sigterm(stage: str, config: JobConfig, stopped: list[Terminated]) -> Iterator[None]:
     """Turn SIGTERM into a Terminated failure while the stage works.
 
     The entrypoint is PID 1 in its container, and the kernel drops signals PID 1 has no handler
@@ -57,7 +64,8 @@ def _stop_on_sigterm(stage: str, config: JobConfig) -> Iterator[None]:
         kept = ""
 
     def stop(signum, frame):
-        raise Terminated(f"{stage}: stopped by SIGTERM (the pod is being deleted or evicted){kept}")
+        stopped.append(Terminated(f"{stage}: stopped by SIGTERM (the pod is being deleted or evicted){kept}"))
+        raise stopped[-1]
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
