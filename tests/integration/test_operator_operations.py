@@ -190,10 +190,11 @@ def test_the_operator_serves_health_and_prometheus_metrics(crd, namespace, stora
         wait_phase(namespace, "digits", "Training")
         wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=2).status == 200,
                  30, "the liveness endpoint", ignoring=(OSError,))
+        # The phase gauge moves when status is written, the pass counter once the pass has posted its events.
         text = wait_for(lambda: (t := urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=2)
-                                 .read().decode()) and 'modelops_models{phase="Training"} 1.0' in t and t,
-                        30, "one model in phase Training")
-        assert 'modelops_reconciles_total{result="ok"}' in text
+                                 .read().decode()) and 'modelops_models{phase="Training"} 1.0' in t
+                        and 'modelops_reconciles_total{result="ok"}' in t and t,
+                        30, "one model in phase Training and a finished pass")
         assert "modelops_reconcile_duration_seconds_bucket" in text
     finally:
         op.stop()
