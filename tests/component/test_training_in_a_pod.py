@@ -153,7 +153,8 @@ def test_sigterm_while_tensorflow_still_imports_stops_pid_1_at_once(tmp_path):
             # unshare's child is the trainer, PID 1 of the namespace: signal it as the kubelet would until
             # one is taken (signals that arrive before Python itself runs are dropped, rightly).
             for pid in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split():
-                os.kill(int(pid), signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):   # it may have just exited
+                    os.kill(int(pid), signal.SIGTERM)
             time.sleep(0.05)
         stdout, stderr = proc.communicate(timeout=30)
 
