@@ -50,6 +50,12 @@ def test_report_round_trips_and_fits_a_termination_message():
     assert back == r and back.metric_value == 0.03 and back.exit_code == 0
 
 
+def test_a_report_from_before_the_config_was_read_round_trips_without_a_version():
+    """BadConfig, or a SIGTERM during start-up: no version is known, and none must be invented."""
+    r = report.StageReport(stage="train", succeeded=False, version="", reason="Terminated", message="stopped")
+    assert report.decode(report.encode(r)) == r
+
+
 def test_an_oversized_message_is_shortened_but_the_numbers_survive():
     r = report.StageReport(stage="train", succeeded=False, version="v1", reason="BadData",
                            metrics={"mse": 1.5}, message="x" * 10_000)

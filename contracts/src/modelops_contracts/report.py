@@ -93,7 +93,7 @@ class StageReport:
         metrics = _finite_numbers(d.get("metrics") or {}, "metrics")
         compression = dict(d.get("compression") or {})
         _finite_numbers({k: v for k, v in compression.items() if isinstance(v, float)}, "compression")
-        return cls(stage=str(d.get("stage")), succeeded=status == "Succeeded", version=str(d.get("version")),
+        return cls(stage=str(d.get("stage")), succeeded=status == "Succeeded", version=str(d.get("version") or ""),
                    attempt=int(d.get("attempt", 1)), metric=d.get("metric"), metrics=metrics,
                    artifact_path=d.get("artifactPath"), compression=compression,
                    training=dict(d.get("training") or {}),

@@ -26,34 +26,47 @@ def _parse(prog: str, argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _stop_while_starting(signum, frame) -> None:
-    raise Terminated("stopped by SIGTERM while starting (the pod is being deleted or evicted)")
-
-
 def _run(stage: str, prog: str, argv: list[str] | None, work: Callable[[], Callable]) -> int:
     # PID 1 in a container: the kernel drops a signal it has no handler for, so one is in place before
-    # the seconds of importing TensorFlow (the stage installs its own once it runs).
-    signal.signal(signal.SIGTERM, _stop_while_starting)
-    args = _parse(prog, argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)   # per-checkpoint chatter from BackupAndRestore
+    # the seconds of importing TensorFlow (the stage installs its own while it works). Everything after
+    # it sits in the try, wherever the signal lands.
+    stopped: list[Terminated] = []
+
+    def stop_while_starting(signum, frame) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # one is enough: a second must not interrupt the report
+        stopped.append(Terminated(f"{stage}: stopped by SIGTERM while starting (the pod is being deleted or evicted)"))
+        raise stopped[0]
+
+    signal.signal(signal.SIGTERM, stop_while_starting)
+    report_path, config, result = jobconfig.DEFAULT_REPORT_PATH, None, None
     try:
+        args = _parse(prog, argv)
+        report_path = args.report_path or report_path
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("absl").setLevel(logging.WARNING)   # per-checkpoint chatter from BackupAndRestore
         config = jobconfig.load(args.config)
-    except jobconfig.ConfigError as e:
-        result = StageReport(stage=stage, succeeded=False, version="", reason="BadConfig", message=str(e))
-        report_path = args.report_path or jobconfig.DEFAULT_REPORT_PATH
-    else:
         report_path = args.report_path or config.report_path
-        try:
-            run = work()   # imported late: TensorFlow takes seconds to import, --help should not
-        except Terminated as e:
-            result = failure(stage, config, e.reason, f"{stage}: {e}")
-        else:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)   # the stage takes over SIGTERM while it works
-            result = run(config)
+        run = work()   # imported late: TensorFlow takes seconds to import, --help should not
+        result = run(config)
+    except Exception as e:
+        result = result or _start_failure(stage, config, e, stopped)   # a finished stage keeps its report
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # the report is written whatever comes now
     print(report.write(result, report_path), flush=True)
     return result.exit_code
+
+
+def _start_failure(stage: str, config: jobconfig.JobConfig | None, error: Exception,
+                   stopped: list[Terminated]) -> StageReport:
+    if stopped:   # an import may re-raise what the handler raised as an error of its own
+        if config is None:
+            return StageReport(stage=stage, succeeded=False, version="", reason=Terminated.reason,
+                               message=str(stopped[0]))
+        return failure(stage, config, Terminated.reason, str(stopped[0]))
+    if isinstance(error, jobconfig.ConfigError):
+        return StageReport(stage=stage, succeeded=False, version="", reason="BadConfig", message=str(error))
+    raise error
 
 
 def _train():

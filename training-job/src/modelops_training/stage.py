@@ -64,6 +64,7 @@ def _stop_on_sigterm(stage: str, config: JobConfig, stopped: list[Terminated]) -
         kept = ""
 
     def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a second SIGTERM must not interrupt the unwinding
         stopped.append(Terminated(f"{stage}: stopped by SIGTERM (the pod is being deleted or evicted){kept}"))
         raise stopped[-1]
 
