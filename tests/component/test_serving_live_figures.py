@@ -82,6 +82,24 @@ def test_live_figures_follow_the_traffic_labels_and_drift(referenced_dir, tmp_pa
         assert (after_bad.requests, after_bad.errors) == (21, 0)    # a client's mistake is not the server's error
 
 
+def test_feedback_with_its_instances_is_a_prediction_and_feedback_by_id_is_not(referenced_dir, tmp_path):
+    """A client that sends rows with their truth in one call (`{"instances", "truth"}`) gets predictions
+    made: they count as requests and inputs, or a canary taking only such traffic could never be judged."""
+    x, y = digits()
+    with running_server(referenced_dir, "digits", tmp_path, live_rows=300) as server:
+        server.wait_ready()
+        for i in range(0, 150, 30):
+            body = {"instances": (16.0 - x[i:i + 30]).tolist(), "truth": y[i:i + 30].tolist()}
+            assert server.post("/v1/models/digits:feedback", json=body).status_code == 200
+        joined = live(server)
+        assert (joined.requests, joined.errors, joined.pairs) == (5, 0, 150)
+        assert joined.latency_p99_ms > 0 and joined.drift_score > 1.0, joined
+
+        pid = predict(server, x[:10])
+        assert server.post("/v1/models/digits:feedback", json={"id": pid, "truth": y[:10].tolist()}).status_code == 200
+        assert live(server).requests == 6, "feedback by id predicts nothing: only the prediction counts"
+
+
 def test_a_version_without_a_reference_serves_and_says_why_drift_is_absent(digits_dir, tmp_path):
     x, _ = digits()
     with running_server(digits_dir, "digits", tmp_path) as server:

@@ -55,6 +55,18 @@ def script_command(script: str, *args: str) -> list[str]:
     return ["python3", "-c", (E2E_DIR / script).read_text(), *args]
 
 
+def send_labeled(namespace: str, pod: str, model: str, rows: list, truth: list, batch: int,
+                 max_seconds: int = 120) -> dict:
+    """Rows with their truth to the model's Service from a pod, by the users' own script (examples/traffic.py):
+    each batch predicted and joined in one feedback call, on a connection of its own. Its summary line."""
+    command = ["python3", "-c", (REPO_ROOT / "examples" / "traffic.py").read_text(),
+               "--url", f"http://{model}.{namespace}.svc.cluster.local", "--model", model,
+               "--data", json.dumps({"rows": rows, "truth": truth}), "--batch", str(batch),
+               "--rate", "1000", "--max-seconds", str(max_seconds)]
+    log = run_pod(namespace, pod, image_refs()["SERVING_IMAGE"], command, timeout=max_seconds + 120)
+    return json.loads(log.strip().splitlines()[-1])
+
+
 def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     if result.returncode != 0:

@@ -15,7 +15,7 @@ import pytest
 from modelops_training import data as training_data
 from modelops_training import sources
 from tests.e2e.pipeline_fixtures import (
-    READY_TIMEOUT_S, apply, example, image_refs, pod_result, run_pod, script_command, start_pod, wait_ready,
+    READY_TIMEOUT_S, apply, example, image_refs, pod_result, script_command, send_labeled, start_pod, wait_ready,
 )
 from tests.e2e.test_quality_loop import MODEL, condition, status
 from tests.support.kube import kubectl_json, wait_for
@@ -49,14 +49,10 @@ def host(ns: str) -> str:
     return f"{MODEL}.{ns}.svc.cluster.local"
 
 
-def send_labeled(ns: str, pod: str, count: int, offset: int) -> dict:
+def send_digits(ns: str, pod: str, count: int, offset: int) -> dict:
     """`count` digits with their labels, in calls of 10 rows: each call a new connection, so the Service
     spreads them over the stable and canary pods (about a third to the one canary of three)."""
-    rows, truth = digits(count, offset)
-    log = run_pod(ns, pod, image_refs()["SERVING_IMAGE"], script_command(
-        "feedback_client.py", "--host", host(ns), "--model", MODEL,
-        "--data", json.dumps({"rows": rows, "truth": truth}), "--batch", "10", "--max-seconds", "180"), timeout=300)
-    return json.loads(log.strip().splitlines()[-1])
+    return send_labeled(ns, pod, MODEL, *digits(count, offset), batch=10, max_seconds=180)
 
 
 def deployments(ns: str) -> list[str]:
@@ -87,7 +83,7 @@ def test_a_better_canary_is_promoted_under_load_without_a_failed_request_and_a_w
     start_pod(ns, "load", image_refs()["SERVING_IMAGE"], script_command(
         "load_client.py", "--host", host(ns), "--model", MODEL, "--row", json.dumps(row), *LOAD,
         "--until-version", "v2", "--settle-seconds", "30"))
-    sent = send_labeled(ns, "labeled-1", 300, 0)
+    sent = send_digits(ns, "labeled-1", 300, 0)
     assert sent["statuses"] == {"200": 30} and sent["joined"] == 300, sent
     s = wait_for(lambda: (st := status(ns)).get("modelVersion") == "v2" and st.get("phase") == "Ready" and st,
                  READY_TIMEOUT_S, "v2 promoted and rolled out", interval=2)
@@ -104,7 +100,7 @@ def test_a_better_canary_is_promoted_under_load_without_a_failed_request_and_a_w
 
     apply(ns, example("digits-classifier.yaml", SPEC, WEAKER))
     canary_serving(ns, "v3")
-    sent = send_labeled(ns, "labeled-2", 300, 300)
+    sent = send_digits(ns, "labeled-2", 300, 300)
     assert sent["joined"] == 300, sent
     s = wait_for(lambda: (st := status(ns)).get("history", [{}])[0].get("outcome") == "Rejected" and st,
                  300, "v3 to be rejected", interval=2)

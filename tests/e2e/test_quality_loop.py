@@ -11,9 +11,7 @@ import pytest
 
 from modelops_training import data as training_data
 from modelops_training import sources
-from tests.e2e.pipeline_fixtures import (
-    READY_TIMEOUT_S, apply, example, image_refs, run_pod, script_command, wait_ready,
-)
+from tests.e2e.pipeline_fixtures import READY_TIMEOUT_S, apply, example, send_labeled, wait_ready
 from tests.support.kube import kubectl, kubectl_json, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
@@ -25,19 +23,16 @@ SPEC = {"training": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
                        "maxRetrainsPerWindow": 3}}
 
 
-def drifted(count: int, offset: int) -> str:
+def drifted(count: int, offset: int) -> tuple[list[list[int]], list[int]]:
     """`count` digits with their true labels, pixels inverted (16 - x): inputs the model never saw."""
     raw, label = sources.read_bytes("builtin:digits")
     table = training_data.parse_csv(raw, label, target=None, features=None)
     rows = [[16 - int(v) for v in table.features[i]] for i in range(offset, offset + count)]   # ints: a smaller pod spec
-    return json.dumps({"rows": rows, "truth": [int(t) for t in table.target[offset:offset + count]]})
+    return rows, [int(t) for t in table.target[offset:offset + count]]
 
 
-def send_labeled(ns: str, pod: str, count: int, offset: int) -> dict:
-    log = run_pod(ns, pod, image_refs()["SERVING_IMAGE"], script_command(
-        "feedback_client.py", "--host", f"{MODEL}.{ns}.svc.cluster.local", "--model", MODEL,
-        "--data", drifted(count, offset), "--batch", "20", "--max-seconds", "120"), timeout=240)
-    return json.loads(log.strip().splitlines()[-1])
+def send_drifted(ns: str, pod: str, count: int, offset: int) -> dict:
+    return send_labeled(ns, pod, MODEL, *drifted(count, offset), batch=20)
 
 
 def status(ns: str) -> dict:
@@ -62,7 +57,7 @@ def test_drift_with_labels_retrains_exactly_once_and_the_cooldown_holds(model_na
     s = wait_for(lambda: (st := status(ns)).get("live", {}).get("replicas") == 2 and st, 60, "live figures of v1", interval=2)
     assert s["live"]["version"] == "v1" and condition(s, "LiveQuality")["reason"] == "TooFewPairs"
 
-    sent = send_labeled(ns, "labeled-1", 3 * MIN_PAIRS, 0)
+    sent = send_drifted(ns, "labeled-1", 3 * MIN_PAIRS, 0)
     assert sent["statuses"] == {"200": 15} and sent["joined"] == 3 * MIN_PAIRS, sent
     s = wait_for(lambda: (st := status(ns)).get("latestVersion") == "v2" and st, 90, "a retrain on the drop", interval=2)
     v2 = next(h for h in s["history"] if h["version"] == "v2")
@@ -79,7 +74,7 @@ def test_drift_with_labels_retrains_exactly_once_and_the_cooldown_holds(model_na
 
     wait_for(lambda: status(ns).get("modelVersion") == "v2", READY_TIMEOUT_S, "v2 to serve", interval=2)
     wait_ready(ns, MODEL, READY_TIMEOUT_S)
-    sent = send_labeled(ns, "labeled-2", 3 * MIN_PAIRS, 3 * MIN_PAIRS)
+    sent = send_drifted(ns, "labeled-2", 3 * MIN_PAIRS, 3 * MIN_PAIRS)
     assert sent["joined"] == 3 * MIN_PAIRS, sent
     s = wait_for(lambda: (st := status(ns)).get("live", {}).get("version") == "v2"
                  and st["live"].get("pairs", 0) >= MIN_PAIRS

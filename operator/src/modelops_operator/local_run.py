@@ -20,17 +20,19 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
 from modelops_contracts import jobconfig, manifest as manifest_contract, report as report_contract
+from modelops_contracts.feedback import feedback_dir
 from modelops_contracts.report import StageReport
 
 from . import builders as b
 from . import policy
+from .local_service import LocalService
 from .names import check_name
 from .spec import Spec, SpecError, parse
 
@@ -93,16 +95,33 @@ class Processes:
         return proc
 
     def stop_all(self, grace_s: float = 10) -> None:
-        for proc in self.children:
+        self.stop(*self.children, grace_s=grace_s)
+
+    def stop(self, *procs: subprocess.Popen, grace_s: float = 10) -> None:
+        """SIGTERM (a server drains and flushes its feedback), SIGKILL past the grace period."""
+        for proc in procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        for proc in self.children:
+        for proc in procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@dataclass(frozen=True)
+class Server:
+    """One version's `modelops-serve` process, on a port of its own."""
+    version: str
+    process: subprocess.Popen
+    port: int
+    ready_at: float            # unix seconds
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
 
 class LocalRun:
@@ -112,7 +131,6 @@ class LocalRun:
         self.processes = processes
         self.owner = b.Owner(namespace=namespace, name=name, uid="local")
         self.work = Path(tempfile.mkdtemp(prefix="modelops-run-"))
-        self.server: subprocess.Popen | None = None
 
     @property
     def storage_root(self) -> Path:
@@ -125,10 +143,20 @@ class LocalRun:
         """pvc://<claim>/<path> data resolves under the local storage directory, as under /mnt/pvc in a pod."""
         return {**os.environ, "MODELOPS_PVC_ROOT": str(self.storage), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
-    def config(self, stage: str, version: str, attempt: int) -> jobconfig.JobConfig:
-        cfg = b.build_job_config(self.spec, self.owner, stage, version, attempt)
+    @property
+    def feedback_dir(self) -> Path:
+        return feedback_dir(self.storage_root, self.namespace, self.name)
+
+    @property
+    def model_root(self) -> Path:
+        return self.storage_root / self.namespace / self.name
+
+    def config(self, stage: str, version: str, attempt: int,
+               feedback_before_ms: int | None = None) -> jobconfig.JobConfig:
+        cfg = b.build_job_config(self.spec, self.owner, stage, version, attempt, feedback_before_ms=feedback_before_ms)
+        feedback = replace(cfg.feedback, directory=str(self.feedback_dir)) if cfg.feedback else None
         return replace(cfg, storage_root=str(self.storage_root), training=on_this_machine(cfg.training, gpus_here()),
-                       report_path=str(self.work / f"{stage}-{version}-a{attempt}.report.json"))
+                       report_path=str(self.work / f"{stage}-{version}-a{attempt}.report.json"), feedback=feedback)
 
     def run_stage(self, cfg: jobconfig.JobConfig) -> StageReport:
         label = f"{cfg.stage} {cfg.model.version}" + (f" attempt {cfg.training.attempt}" if cfg.stage == "train" else "")
@@ -155,16 +183,18 @@ class LocalRun:
                            reason=report_contract.REASON_BY_EXIT_CODE.get(proc.returncode, "Error"),
                            message=f"{command} exited with code {proc.returncode} without a report")
 
-    def pipeline(self) -> tuple[str, StageReport, StageReport | None, str]:
-        """Train (retrain per policy), compress, decide what to serve. Returns (version, train, compress, servable)."""
-        version = next_version(self.storage_root / self.namespace / self.name)
+    def pipeline(self, feedback_before_ms: int | None = None) -> tuple[str, StageReport, StageReport | None, str]:
+        """Train (retrain per policy), compress, decide what to serve. Returns (version, train, compress, servable).
+
+        `feedback_before_ms`: train on the collected feedback too (a version started by a quality drop)."""
+        version = next_version(self.model_root)
         asked, here = self.spec.gpus_per_worker, self.config("train", version, 1).training
         if asked and not here.gpus_per_worker:
             say(f"==> no GPU here ({gpus_here()} of the {asked} per worker the spec asks for): training with "
                 f"{here.strategy} on the CPU, precision {here.precision}; a cluster runs it on GPUs")
         attempt = 1
         while True:
-            trained = self.run_stage(self.config("train", version, attempt))
+            trained = self.run_stage(self.config("train", version, attempt, feedback_before_ms))
             decision = policy.after_training(self.spec, attempt, trained)
             say(f"    gate: {getattr(decision, 'message', '')}")
             if isinstance(decision, policy.Fail):
@@ -180,17 +210,20 @@ class LocalRun:
             raise RunError(f"{version} failed ({served.reason}): {served.message}")
         return version, trained, compressed, served.servable
 
-    def serve(self, version_dir: Path, servable: str) -> str:
+    def serve(self, version_dir: Path, servable: str) -> Server:
+        """Start a server for the version and wait until it is ready. Joined feedback is kept in the model's
+        feedback directory, as in a cluster, flushed within half a monitoring period."""
         port = free_port()
-        say(f"==> serve {version_dir.name} on http://127.0.0.1:{port}")
-        env = {**os.environ, "MODELOPS_SERVABLE": servable, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        log = open(self.work / "serve.log", "w")
+        say(f"==> serve {version_dir.name} (its server on 127.0.0.1:{port})")
+        env = {**os.environ, "MODELOPS_SERVABLE": servable, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "MODELOPS_FEEDBACK_DIR": str(self.feedback_dir), "MODELOPS_REPLICA": f"{self.name}-{version_dir.name}",
+               "MODELOPS_FEEDBACK_FLUSH_S": str(max(1, self.spec.monitoring_period_s // 2))}
+        log = open(self.work / f"serve-{version_dir.name}.log", "w")
         proc = self.processes.start([_tool("modelops-serve"), "--model-dir", str(version_dir), "--model-name",
                                      self.name, "--host", "127.0.0.1", "--port", str(port),
                                      "--max-batch-size", str(self.spec.max_batch_size),
                                      "--max-latency-ms", str(self.spec.max_latency_ms)],
                                     stdout=log, stderr=subprocess.STDOUT, env=env)
-        self.server = proc
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -199,7 +232,7 @@ class LocalRun:
             try:
                 with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as r:
                     if r.status == 200:
-                        return url
+                        return Server(version_dir.name, proc, port, time.time())
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.2)
@@ -295,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_p.add_argument("--storage", type=Path, default=Path(os.environ.get("MODELOPS_LOCAL_STORAGE", "out/storage")),
                        help="local directory standing in for the storage claims (default out/storage)")
     run_p.add_argument("--keep-serving", action="store_true",
-                       help="keep the server running after the sample prediction, until Ctrl-C")
+                       help="keep serving after the sample prediction, until Ctrl-C; with spec.monitoring on, "
+                            "watch live quality, retrain on a measured drop and roll the new version out")
     args = parser.parse_args(argv)
 
     processes = Processes()
@@ -310,20 +344,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         manifest_contract.verify(version_dir)
         from .plot import training_curve
         plot = training_curve(version_dir, spec.metric)
-        url = run.serve(version_dir, servable)
+        server = run.serve(version_dir, servable)
+        service = LocalService().start()   # one address for every version the run will serve
+        service.route({server.port: 1})
         say("==> summary")
-        say(summary(version, trained, compressed, servable, url, plot, version_dir))
-        sample = sample_prediction(run, url, version)
+        say(summary(version, trained, compressed, servable, service.url, plot, version_dir))
+        sample = sample_prediction(run, service.url, version)
         say("==> sample prediction (one held-out example)")
         say(f"  curl -s -X POST {sample['url']} -d '{{\"instances\": [{json.dumps(sample['row'])}]}}'")
         say(f"  -> {json.dumps(sample['response'])}")
         say(f"  {describe_prediction(sample, manifest_contract.read(version_dir))}")
         if args.keep_serving:
-            say("serving; Ctrl-C to stop")
-            while run.server is not None and run.server.poll() is None:
-                time.sleep(1)
-            if run.server is not None and run.server.returncode:
-                raise RunError(f"modelops-serve exited with code {run.server.returncode}")
+            from .local_loop import keep_serving
+            keep_serving(run, service, server)
         return 0
     except (RunError, manifest_contract.ManifestError) as e:
         say(f"error: {e}")
@@ -333,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         processes.stop_all()
+        if "service" in locals():
+            service.close()
         if "run" in locals():
             shutil.rmtree(run.work, ignore_errors=True)
         for sig, handler in previous.items():

@@ -38,10 +38,11 @@ _WANTED_HEADERS = {b"content-length", b"content-encoding", b"inference-header-co
 
 
 class _Request:
-    __slots__ = ("scope", "receive", "headers", "params")
+    __slots__ = ("scope", "receive", "headers", "params", "predicts")
 
     def __init__(self, scope: dict, receive: Callable[[], Awaitable[dict]], params: dict[str, str]):
         self.scope, self.receive, self.params = scope, receive, params
+        self.predicts = False     # set by a handler whose route is not a prediction route but predicted
         self.headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED_HEADERS}
 
 
@@ -163,10 +164,11 @@ class ServingApp:
     async def _http(self, scope, receive, send) -> None:
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
-        label = "other"
+        label, request = "other", None
         try:
             handler, label, params = self._route(method, path)
-            status, body, headers = await handler(_Request(scope, receive, params))
+            request = _Request(scope, receive, params)
+            status, body, headers = await handler(request)
         except HttpError as e:
             status, body, headers = e.status, orjson.dumps({"error": e.message}), list(e.headers)
         except Exception as e:  # a bug, not bad input: log it, keep the worker alive
@@ -179,7 +181,8 @@ class ServingApp:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        self.metrics.observe_request(label, status, time.perf_counter() - started)
+        self.metrics.observe_request(label, status, time.perf_counter() - started,
+                                     predicted=request is not None and request.predicts)
 
     def _route(self, method: str, path: str):
         allowed = False
@@ -280,9 +283,11 @@ class ServingApp:
         self._serving(request)
         body = await self._body(request)
         prediction_id, instances, truth = protocol_v1.parse_feedback(self._loads(body))
-        if prediction_id is None:
+        if prediction_id is None:   # rows with their truth: a prediction, joined at once
+            request.predicts = True
             inputs, _ = self._parse_v1(instances)
             outputs = await self.infer(inputs)
+            self.live.observe_inputs(inputs)
             record = self.feedback.join_outputs(self._ids.next(), inputs, outputs[0], truth)
         else:
             owner = self._ids.owner(prediction_id)

@@ -117,14 +117,15 @@ class ServerMetrics:
         self.registry.register(_WindowState(live))
         self._children: dict = {}
 
-    def observe_request(self, route: str, code: int, seconds: float) -> None:
+    def observe_request(self, route: str, code: int, seconds: float, predicted: bool = False) -> None:
+        """`predicted`: a request on another route that made a prediction (feedback sent with its rows)."""
         key = (route, code)
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = (self._requests.labels(route, str(code)), self._latency.labels(route))
         children[0].inc()
         children[1].observe(seconds)
-        if route in PREDICTION_ROUTES and (live := self._live()) is not None:
+        if (predicted or route in PREDICTION_ROUTES) and (live := self._live()) is not None:
             live.requests.observe(seconds, code >= 500)
 
     def observe_batch(self, rows: int) -> None:
