@@ -1,13 +1,16 @@
 """TFRecord files and image directories, read against a declared featureSpec: good files train, bad ones
 are refused naming the file, the record and the feature."""
 import dataclasses
+import json
 import re
 
 import numpy as np
 import pytest
 from training_fixtures import job_config
 
-from modelops_training import data, formats, record_stream
+from modelops_contracts import feedback as contract
+
+from modelops_training import data, feedback_data, formats, record_stream
 from modelops_training.errors import BadConfig, BadData
 from modelops_training.tf_runtime import tf
 from modelops_training.compress import compress
@@ -208,11 +211,39 @@ def test_several_inputs_and_a_string_target_stream_as_named_arrays(tmp_path):
     assert x["image"].dtype == tf.uint8 and (x["parity"].numpy()[:, 0] == y.numpy()).all()
 
 
-def test_training_on_feedback_is_refused_for_streamed_data_naming_the_field(tmp_path):
-    _, uri = shards(tmp_path / "data", 2)
+def inverted_feedback(directory, digits, count: int) -> None:
+    """`count` joined records of one image each: the digits with their pixels inverted, labeled."""
+    records = [contract.FeedbackRecord(f"p-{i}", "v1", inputs={"image": [(16 - digits.features[i]).tolist()]},
+                                       prediction=[[0.1] * 10], truth=[int(digits.target[i])], time=1.0)
+               for i in range(count)]
+    contract.write_segment(directory, "pod-a", 0, 1, records)
+
+
+def test_streamed_records_train_with_feedback_drawn_beside_them_and_shard_by_record(tmp_path):
+    digits, uri = shards(tmp_path / "data", 2)
+    feedback = tmp_path / "feedback"
+    feedback.mkdir()
+    inverted_feedback(feedback, digits, 300)
     config = job_config(tmp_path / "store", model={"template": "cnn-classifier"},
                         data={"uri": uri, "target": "digit", "featureSpec": SPEC},
-                        feedback={"directory": str(tmp_path / "feedback")})
+                        training={"epochs": 3, "learningRate": 0.003},
+                        feedback={"directory": str(feedback), "maxShare": 0.4})
+    records = data.load(config)
+    prepared, fed = feedback_data.extend(records, config)
+    stream = prepared.stream
+    assert fed["rowsAdded"] == 300 and stream.extra_rows == 300
+    assert prepared.train_rows == records.train_rows + 300 and prepared.val_rows == records.val_rows
+    assert stream.shard_policy(2) == "DATA", "only files shard by FILE; the feedback is in memory"
+
+    # About 300 of every 1,738 examples drawn are feedback, each with its own label.
+    x, y = next(iter(record_stream.training_dataset(stream, 1738, seed=0, workers=1)))
+    labels = {(16 - digits.features[i]).astype(np.uint8).tobytes(): digits.target[i] for i in range(300)}
+    drawn = [(image.tobytes(), label) for image, label in zip(x.numpy(), y.numpy())]
+    from_feedback = [(image, label) for image, label in drawn if image in labels]
+    assert 200 <= len(from_feedback) <= 400, len(from_feedback)
+    assert all(labels[image] == label for image, label in from_feedback)
+
     result = train(config)
-    assert not result.succeeded and result.reason == "BadConfig"
-    assert result.message.startswith("feedback: training on served feedback needs the training data in memory")
+    assert result.succeeded, result.message
+    stats = json.loads((config.version_dir / "metrics.json").read_text())
+    assert stats["training"]["feedback"]["rowsAdded"] == 300 and stats["trainingRows"] == prepared.train_rows

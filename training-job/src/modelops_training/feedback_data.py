@@ -21,7 +21,7 @@ from modelops_contracts.jobconfig import FeedbackSource, JobConfig
 
 from . import features as feats
 from .data import Prepared
-from .errors import BadConfig, BadData
+from .errors import BadData
 
 log = logging.getLogger("modelops.feedback")
 
@@ -32,10 +32,6 @@ def extend(prepared: Prepared, config: JobConfig) -> tuple[Prepared, dict[str, A
     source = config.feedback
     if source is None:
         return prepared, {}
-    if prepared.stream is not None:
-        # Feedback rows join an in-memory training split; a streamed one is read from its files alone.
-        raise BadConfig(f"feedback: training on served feedback needs the training data in memory, and "
-                        f"{config.data.uri} streams TFRecord files; leave feedback unset for this data")
     train_rows = prepared.train_rows
     cap = int(source.max_share * train_rows / (1.0 - source.max_share))
     chosen, info = _newest_rows(source, prepared, cap)
@@ -51,6 +47,9 @@ def extend(prepared: Prepared, config: JobConfig) -> tuple[Prepared, dict[str, A
     info["sha256"] = digest.hexdigest()
     log.info("feedback: adding %d rows from %d segments to %d training rows (cap %d at maxShare %.2f)",
              len(chosen), info["segments"], train_rows, cap, source.max_share)
+    if prepared.stream is not None:   # streamed records: the feedback is drawn beside them (record_stream.py)
+        return dataclasses.replace(prepared, stream=dataclasses.replace(
+            prepared.stream, extra_x=x_extra, extra_y=y_extra)), info
     return dataclasses.replace(prepared, x_train=_concat(prepared.x_train, x_extra),
                                y_train=np.concatenate([prepared.y_train, y_extra])), info
 

@@ -24,7 +24,10 @@ def describe_sharding(prepared, workers: int) -> str:
     policy = stream.shard_policy(workers)
     why = (f"{len(stream.files)} files for {workers} workers" if policy == "FILE" else
            f"fewer files ({len(stream.files)}) than workers ({workers})")
+    if stream.extra_rows:
+        why = "the feedback rows are in memory"
     return (f"streamed from {len(stream.files)} TFRecord files" +
+            (f" with {stream.extra_rows} feedback rows drawn beside them" if stream.extra_rows else "") +
             (f", sharded by {policy} ({why})" if workers > 1 else ""))
 
 

@@ -18,6 +18,10 @@ offset plus the position in it), the training ones are kept by the split's mask,
 looked up by index. Under MultiWorkerMirrored tf.data shards it per worker: by FILE when there are at
 least as many files as workers (each worker reads only its files), else by DATA (each reads all and
 keeps its share of records).
+
+A version retrained on served feedback (`feedback_data.py`) gets the feedback rows in memory beside the
+files (`extra_x`, `extra_y`): each example is drawn from the records or the feedback in proportion to
+their counts, and the mix is sharded by DATA, since only a file-based source can be split by FILE.
 """
 from __future__ import annotations
 
@@ -54,13 +58,19 @@ class RecordStream:
     labels: np.ndarray             # per record: the encoded target
     mean: np.ndarray | None        # a single float table's per-column mean and variance over the training split
     variance: np.ndarray | None
+    extra_x: "feats.Features | None" = None    # feedback rows trained on beside the records, or None
+    extra_y: np.ndarray | None = None
+
+    @property
+    def extra_rows(self) -> int:
+        return 0 if self.extra_y is None else len(self.extra_y)
 
     @property
     def train_rows(self) -> int:
-        return int(self.train_mask.sum())
+        return int(self.train_mask.sum()) + self.extra_rows
 
     def shard_policy(self, workers: int) -> str:
-        return "FILE" if len(self.files) >= workers else "DATA"
+        return "FILE" if len(self.files) >= workers and not self.extra_rows else "DATA"
 
 
 def files_of(uri: str) -> list[str]:
@@ -240,11 +250,17 @@ def training_dataset(stream: RecordStream, global_batch_size: int, seed: int, wo
         tf.data.experimental.AutoShardPolicy, stream.shard_policy(workers))
     options.deterministic = True
     files = tf.data.Dataset.from_tensor_slices((list(stream.files), np.array(stream.offsets, np.int64)))
-    return (files.interleave(records, cycle_length=min(len(stream.files), 4))
+    kept = (files.interleave(records, cycle_length=min(len(stream.files), 4))
             .filter(lambda index, _: tf.gather(mask, index))
             .shuffle(min(SHUFFLE_BUFFER, stream.train_rows), seed=seed, reshuffle_each_iteration=True)
-            .repeat()
-            .batch(global_batch_size, drop_remainder=True)
-            .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE)
-            .with_options(options))
+            .repeat())
+    if stream.extra_rows:
+        examples = kept.batch(BATCH).map(parse, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+        feedback = tf.data.Dataset.from_tensor_slices((stream.extra_x, stream.extra_y)).shuffle(
+            stream.extra_rows, seed=seed, reshuffle_each_iteration=True).repeat()
+        share = stream.extra_rows / stream.train_rows
+        batches = (tf.data.Dataset.sample_from_datasets([examples, feedback], weights=[1 - share, share], seed=seed)
+                   .batch(global_batch_size, drop_remainder=True))
+    else:   # parsed a batch at a time: the records' fast path
+        batches = kept.batch(global_batch_size, drop_remainder=True).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
