@@ -242,6 +242,10 @@ def test_streamed_records_train_with_feedback_drawn_beside_them_and_shard_by_rec
     from_feedback = [(image, label) for image, label in drawn if image in labels]
     assert 200 <= len(from_feedback) <= 400, len(from_feedback)
     assert all(labels[image] == label for image, label in from_feedback)
+    # MultiWorkerMirrored's auto-shard rewrite accepts the mix, and each worker's share holds both kinds.
+    for index in (0, 1):
+        share = worker_images(stream, 2, index)
+        assert share & labels.keys() and share - labels.keys(), f"worker {index} of 2"
 
     result = train(config)
     assert result.succeeded, result.message
