@@ -1,6 +1,8 @@
 """The objects the operator creates, built from a spec without any I/O."""
 import copy
 
+import pytest
+
 from modelops_contracts import jobconfig
 from modelops_operator import builders as b
 from modelops_operator.spec import parse
@@ -99,6 +101,16 @@ def test_the_grpc_port_is_set_on_the_server_opened_on_the_pod_and_published_by_t
     assert {"name": "grpc", "containerPort": 9000, "protocol": "TCP"} in server["ports"]
     service = b.build_serving_service(OWNER)
     assert {"name": "grpc", "port": 9000, "targetPort": "grpc", "protocol": "TCP"} in service["spec"]["ports"]
+
+
+@pytest.mark.parametrize("limits, workers", [({}, 1), ({"cpu": "500m"}, 1), ({"cpu": 2}, 2),
+                                             ({"cpu": "1500m"}, 2), ({"cpu": "4"}, 4), ({"memory": "1Gi"}, 1)])
+def test_a_serving_pod_runs_one_server_process_per_cpu_of_its_limit(limits, workers):
+    doc = example("digits-classifier")["spec"]
+    doc["serving"]["resources"] = {"requests": {"cpu": "250m"}, "limits": limits}
+    deploy = b.build_serving_deployment(parse(doc), OWNER, IMAGES, "v1", "tflite")
+    env = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "MODELOPS_WORKERS", "value": str(workers)} in env
 
 
 def test_a_pdb_exists_only_when_more_than_one_replica_serves():

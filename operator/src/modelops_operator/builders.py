@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -405,7 +406,21 @@ def serving_env(spec: Spec, owner: Owner, version: str, servable: str) -> list[d
             # On SIGTERM the server turns not-ready and keeps serving while endpoints drop it, then
             # finishes what it accepted: a rolling update loses no request.
             {"name": "MODELOPS_DRAIN_SECONDS", "value": str(DRAIN_SECONDS)},
-            {"name": "MODELOPS_GRACEFUL_TIMEOUT_S", "value": str(GRACEFUL_TIMEOUT_S)}]
+            {"name": "MODELOPS_GRACEFUL_TIMEOUT_S", "value": str(GRACEFUL_TIMEOUT_S)},
+            {"name": "MODELOPS_WORKERS", "value": str(serving_workers(spec))}]
+
+
+def serving_workers(spec: Spec) -> int:
+    """Server processes per pod: one per CPU of the serving container's limit (a Python process serves on one
+    core), one without a limit, since the node's CPUs are then shared with whatever else runs there."""
+    limit = ((spec.serving_resources or {}).get("limits") or {}).get("cpu")
+    return max(1, math.ceil(cpu_cores(limit))) if limit is not None else 1
+
+
+def cpu_cores(quantity: str | int | float) -> float:
+    """A Kubernetes CPU quantity in cores: 2, "1.5", "1500m"."""
+    text = str(quantity).strip()
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
 
 
 def build_serving_deployment(spec: Spec, owner: Owner, images: Images, version: str,

@@ -6,6 +6,7 @@ model takes microseconds), so it does only what the protocols need. See docs/ben
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import socket
@@ -16,6 +17,7 @@ import numpy as np
 import orjson
 
 from modelops_contracts.feedback import FeedbackRecord
+from modelops_contracts.live import LiveError, LiveFigures, aggregate
 
 from . import grpc_service, peers, protocol_v1, protocol_v2
 from .batching import Batcher, QueueFull, ShuttingDown
@@ -27,6 +29,7 @@ from .metrics import ServerMetrics
 from .model import ServedModel
 from .openapi import build_openapi
 from .settings import ServerSettings
+from .siblings import SIBLING_HEADER, Siblings, merge_expositions
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,8 @@ JSON = b"application/json"
 Headers = list[tuple[bytes, bytes]]
 Reply = tuple[int, bytes, Headers]
 RETRY_AFTER_S = b"1"
-_WANTED_HEADERS = {b"content-length", b"content-encoding", b"inference-header-content-length", peers.FORWARDED_HEADER}
+_WANTED_HEADERS = {b"content-length", b"content-encoding", b"inference-header-content-length", peers.FORWARDED_HEADER,
+                   SIBLING_HEADER}
 
 
 class _Request:
@@ -42,8 +46,13 @@ class _Request:
 
     def __init__(self, scope: dict, receive: Callable[[], Awaitable[dict]], params: dict[str, str]):
         self.scope, self.receive, self.params = scope, receive, params
-        self.predicts = False     # set by a handler whose route is not a prediction route but predicted
         self.headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED_HEADERS}
+        self.predicts = False     # set by a handler whose route is not a prediction route but predicted
+
+    @property
+    def pod_wide(self) -> bool:
+        """Not a sibling worker's question: the answer is the whole server's (see siblings.py)."""
+        return SIBLING_HEADER not in self.headers
 
 
 class ServingApp:
@@ -58,6 +67,11 @@ class ServingApp:
         self.loaded = False
         self.draining = False
         self.replica = settings.replica or socket.gethostname()
+        # Several workers: each keeps its own figures and feedback segments under its own name, and asks the
+        # others for what is the pod's (live figures, metrics, readiness, the prediction an id names).
+        self.siblings = (Siblings(settings.sibling_dir, settings.worker_index, settings.worker_count,
+                                  settings.forward_timeout_s) if settings.sibling_dir else None)
+        self.process_name = f"{self.replica}-w{settings.worker_index}" if self.siblings else self.replica
         self.metrics = ServerMetrics(model, lambda: self.feedback, lambda: self.batcher.depth if self.batcher else 0,
                                      live=lambda: self.live, store=lambda: self.store)
         self._ids = peers.PredictionIds(settings.pod_ip, settings.id_key)
@@ -120,10 +134,10 @@ class ServingApp:
         names = [t.name for t in self.model.signature.inputs]
         self.feedback = Feedback(m.task, m.classes, window=s.feedback_window, memory_rows=s.prediction_memory,
                                  version=m.version, input_names=names)
-        self.live = LiveMonitor(m, self.feedback, replica=self.replica, window_s=s.live_window_s, rows=s.live_rows,
+        self.live = LiveMonitor(m, self.feedback, replica=self.process_name, window_s=s.live_window_s, rows=s.live_rows,
                                 input_names=names)
         if s.feedback_dir:
-            store = FeedbackStore(s.feedback_dir, self.replica, segment_records=s.feedback_segment_records,
+            store = FeedbackStore(s.feedback_dir, self.process_name, segment_records=s.feedback_segment_records,
                                   flush_s=s.feedback_flush_s, buffer_records=s.feedback_buffer_records,
                                   max_bytes=s.feedback_max_bytes)
             try:
@@ -290,14 +304,26 @@ class ServingApp:
             self.live.observe_inputs(inputs)
             record = self.feedback.join_outputs(self._ids.next(), inputs, outputs[0], truth)
         else:
-            owner = self._ids.owner(prediction_id)
-            forwarded = peers.FORWARDED_HEADER in request.headers
-            if owner and owner != str(self._ids.address) and not forwarded and not self.feedback.knows(prediction_id):
-                return await self._forward_feedback(owner, request.scope["path"], body, prediction_id, truth)
+            if not self.feedback.knows(prediction_id) and request.pod_wide:
+                elsewhere = await self._feedback_elsewhere(request, body, prediction_id, truth)
+                if elsewhere is not None:
+                    return elsewhere
             record = self.feedback.join_id(prediction_id, truth)
         self._keep(record)
         fb = self.feedback
         return 200, orjson.dumps({"joined": record.rows, "pairs": fb.pairs, "metrics": fb.live_metrics()}), []
+
+    async def _feedback_elsewhere(self, request: _Request, body: bytes, prediction_id: str, truth: Any) -> Reply | None:
+        """Feedback for an id this worker does not remember: another pod's (forwarded there), or another worker's
+        of this pod (asked in turn); None when neither, and this worker answers (a 404 naming the id)."""
+        owner = self._ids.owner(prediction_id)
+        if owner and owner != str(self._ids.address) and peers.FORWARDED_HEADER not in request.headers:
+            return await self._forward_feedback(owner, request.scope["path"], body, prediction_id, truth)
+        if self.siblings:
+            answer = await self.siblings.first_to_know(request.scope["path"], body)
+            if answer is not None:
+                return answer[0], answer[1], []
+        return None
 
     async def _forward_feedback(self, owner: str, path: str, body: bytes, prediction_id: str, truth: Any) -> Reply:
         """Feedback for a prediction another replica made: that replica joins it. If it is gone (or
@@ -320,7 +346,22 @@ class ServingApp:
     async def v1_live(self, request: _Request) -> Reply:
         if not self.loaded:
             raise HttpError(503, f"model {self.model.name!r} not ready: {self.not_ready_reason}")
-        return 200, orjson.dumps(self.live.figures().to_dict()), []
+        figures = self.live.figures()
+        if self.siblings and request.pod_wide:
+            figures = await self._pod_figures(figures)
+        return 200, orjson.dumps(figures.to_dict()), []
+
+    async def _pod_figures(self, own: LiveFigures) -> LiveFigures:
+        """Every worker's figures as the pod's: summed, under the pod's name. A worker that does not answer
+        (restarting) is left out; its requests are missing from the sums until it is back."""
+        figures = [own]
+        for answer in (await self.siblings.ask("GET", "/v1/live")).values():
+            if answer is not None and answer[0] == 200:
+                try:
+                    figures.append(LiveFigures.from_dict(orjson.loads(answer[1])))
+                except (LiveError, orjson.JSONDecodeError):
+                    continue
+        return dataclasses.replace(aggregate(figures), replica=self.replica)
 
     async def v1_status(self, request: _Request) -> Reply:
         name = request.params["name"]
@@ -338,9 +379,19 @@ class ServingApp:
         return 200, b'{"live":true}', []
 
     async def v2_ready(self, request: _Request) -> Reply:
-        if self.ready:
+        reason = self.not_ready_reason if not self.ready else await self._siblings_not_ready(request)
+        if not reason:
             return 200, b'{"ready":true}', []
-        return 503, orjson.dumps({"ready": False, "reason": self.not_ready_reason}), []
+        return 503, orjson.dumps({"ready": False, "reason": reason}), []
+
+    async def _siblings_not_ready(self, request: _Request) -> str:
+        """Why a sibling worker is not ready ('' when all are): the kernel gives any of them the next connection."""
+        if not self.siblings or not request.pod_wide:
+            return ""
+        for index, answer in sorted((await self.siblings.ask("GET", "/v2/health/ready")).items()):
+            if answer is None or answer[0] != 200:
+                return f"worker {index} is not ready" + (f" ({answer[1].decode(errors='replace')})" if answer else "")
+        return ""
 
     async def v2_server(self, request: _Request) -> Reply:
         return 200, orjson.dumps({"name": "modelops-serving", "version": "0.1.0", "extensions": ["binary_tensor_data"]}), []
@@ -373,7 +424,12 @@ class ServingApp:
     # --- operations --------------------------------------------------------------------------------
 
     async def prometheus(self, request: _Request) -> Reply:
-        return 200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
+        text = self.metrics.render()
+        if self.siblings and request.pod_wide:
+            others = await self.siblings.ask("GET", "/metrics")
+            text = merge_expositions({self.settings.worker_index: text, **{
+                i: answer[1] for i, answer in others.items() if answer is not None and answer[0] == 200}})
+        return 200, text, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
 
     async def openapi(self, request: _Request) -> Reply:
         if self._openapi is None or not self.loaded:

@@ -141,8 +141,9 @@ def _handlers(service: InferenceService) -> grpc.GenericRpcHandler:
 async def start(app: "ServingApp") -> grpc.aio.Server:
     """Listen on settings.grpc_port; the caller stops it (with a grace period) on shutdown."""
     s = app.settings
+    # Port sharing only among our own workers: otherwise a second server on the port would be an error.
     server = grpc.aio.server(maximum_concurrent_rpcs=s.max_connections, options=[
-        ("grpc.max_receive_message_length", s.max_body_bytes), ("grpc.so_reuseport", 0)])
+        ("grpc.max_receive_message_length", s.max_body_bytes), ("grpc.so_reuseport", 1 if s.sibling_dir else 0)])
     server.add_generic_rpc_handlers((_handlers(InferenceService(app)),))
     address = f"{s.host}:{s.grpc_port}"
     try:

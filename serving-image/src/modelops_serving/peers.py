@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
+from typing import Awaitable
 
 FORWARDED_HEADER = b"x-modelops-forwarded"
 SIGNATURE_HEX = 16          # 64 bits: guessing one by trying costs a request per guess
@@ -68,14 +69,21 @@ async def forward(address: str, port: int, path: str, body: bytes, timeout_s: fl
     host = f"[{address}]" if ":" in address else address
     request = (f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
                f"content-length: {len(body)}\r\n{FORWARDED_HEADER.decode()}: 1\r\nconnection: close\r\n\r\n").encode()
+    return await exchange(asyncio.open_connection(address, port), request + body, timeout_s)
+
+
+async def exchange(connecting: Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]], request: bytes,
+                   timeout_s: float) -> tuple[int, bytes] | None:
+    """One HTTP/1.1 request (sent as is, `connection: close`) on the connection `connecting` opens: (status,
+    body), or None when it cannot be reached or answers nothing parsable within `timeout_s`."""
     try:
-        return await asyncio.wait_for(_exchange(address, port, request + body), timeout_s)
+        return await asyncio.wait_for(_exchange(connecting, request), timeout_s)
     except (OSError, asyncio.TimeoutError, ValueError, asyncio.IncompleteReadError):
         return None
 
 
-async def _exchange(address: str, port: int, request: bytes) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection(address, port)
+async def _exchange(connecting, request: bytes) -> tuple[int, bytes]:
+    reader, writer = await connecting
     try:
         writer.write(request)
         await writer.drain()

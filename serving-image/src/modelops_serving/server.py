@@ -1,7 +1,10 @@
 """`modelops-serve`: parse settings, build the model and the app, run uvicorn until SIGTERM."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
 import sys
 import time
 from typing import Sequence
@@ -9,7 +12,7 @@ from typing import Sequence
 import prometheus_client
 import uvicorn
 
-from . import listener
+from . import listener, siblings, workers
 from .app import ServingApp, create_app
 from .model import ServedModel
 from .settings import ServerSettings, parse_settings
@@ -44,7 +47,8 @@ class DrainingServer(uvicorn.Server):
 
     async def shutdown(self, sockets=None) -> None:
         # uvicorn closes the listener first, resetting connections still in its accept queue: drain them.
-        await listener.quiesce(sock for server in self.servers for sock in server.sockets)
+        await listener.quiesce(sock for server in self.servers for sock in server.sockets
+                               if sock.family in (socket.AF_INET, socket.AF_INET6))
         await super().shutdown(sockets)
 
     async def on_tick(self, counter: int) -> bool:
@@ -62,13 +66,32 @@ def build_server(settings: ServerSettings) -> DrainingServer:
     return DrainingServer(config, app, settings.drain_seconds)
 
 
+def worker_sockets(settings: ServerSettings) -> list[socket.socket]:
+    """A worker's listeners: the shared port (SO_REUSEPORT: the kernel spreads new connections over the
+    workers) and its own unix socket, where its siblings reach it (siblings.py)."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    shared = socket.socket(family, socket.SOCK_STREAM)
+    shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    shared.bind((settings.host, settings.port))
+    own = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path = siblings.socket_path(settings.sibling_dir, settings.worker_index)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)                 # a crashed predecessor's
+    own.bind(path)
+    return [shared, own]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_settings(argv)
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.supervises:
+        return workers.supervise(settings.worker_count, sys.argv[1:] if argv is None else list(argv))
     prometheus_client.disable_created_metrics()   # the *_created series only add scrape weight
-    log.info("serving %s from %s on %s:%d", settings.model_name, settings.model_dir, settings.host, settings.port)
-    build_server(settings).run()
+    who = f"worker {settings.worker_index} serving" if settings.sibling_dir else "serving"
+    log.info("%s %s from %s on %s:%d", who, settings.model_name, settings.model_dir, settings.host, settings.port)
+    build_server(settings).run(sockets=worker_sockets(settings) if settings.sibling_dir else None)
     return 0
 
 

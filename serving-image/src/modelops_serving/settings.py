@@ -44,7 +44,10 @@ class ServerSettings:
     max_body_bytes: int = 1 << 20
     max_instances: int = 1024           # rows in one request
     max_connections: int = 1024         # open connections and requests in progress; beyond it: 503
-    interpreters: int = 0               # 0: one per CPU the process may use
+    interpreters: int = 0               # 0: the usable CPUs shared out among the workers
+    workers: int = 1                    # server processes sharing the port; 0: one per CPU the process may use
+    worker_index: int = 0               # set by the supervisor for each worker it starts
+    sibling_dir: str = ""               # set by the supervisor: where the workers' unix sockets are; "": supervise
     feedback_window: int = 1000         # joined (prediction, truth) pairs behind the live metric
     prediction_memory: int = 10000      # rows of recent predictions kept for feedback by id
     drain_seconds: float = 0.0          # after SIGTERM: keep serving (not ready) this long, then shut down
@@ -65,8 +68,17 @@ class ServerSettings:
     forward_timeout_s: float = 2.0      # longest wait for the replica a prediction id names
 
     @property
+    def worker_count(self) -> int:
+        return self.workers or default_interpreters()
+
+    @property
     def interpreter_count(self) -> int:
-        return self.interpreters or default_interpreters()
+        return self.interpreters or max(1, default_interpreters() // self.worker_count)
+
+    @property
+    def supervises(self) -> bool:
+        """Several workers asked for, and this process is not one of them: it starts and watches them."""
+        return self.worker_count > 1 and not self.sibling_dir
 
 
 # name -> (type, help); the flag is --name-with-dashes, the variable MODELOPS_NAME.
@@ -82,7 +94,10 @@ _HELP: dict[str, str] = {
     "max_body_bytes": "largest request body accepted (413 beyond)",
     "max_instances": "most rows in one request (400 beyond)",
     "max_connections": "most open connections plus requests in progress (503 beyond)",
-    "interpreters": "model instances run in parallel (0: one per usable CPU)",
+    "interpreters": "model instances run in parallel by each worker (0: the usable CPUs shared among the workers)",
+    "workers": "server processes sharing the port, for pods with several CPUs (0: one per usable CPU)",
+    "worker_index": "which worker this process is (set by the supervisor)",
+    "sibling_dir": "directory of the workers' unix sockets (set by the supervisor)",
     "feedback_window": "(prediction, truth) pairs kept for the live metric",
     "prediction_memory": "rows of recent predictions remembered for feedback by id",
     "drain_seconds": "after SIGTERM, keep serving while not ready for this long",
