@@ -34,6 +34,8 @@ KSERVE_PYTHON = CACHE / "bench-kserve-venv" / "bin" / "python"
 V1_PATH = "/v1/models/digits:predict"
 V2_PATH = "/v2/models/digits/infer"
 OURS = "modelops-serve"
+OURS_WORKERS = "modelops-serve --workers 2"   # the same server as a pod with limits.cpu 2 runs it
+MINE = (OURS, OURS_WORKERS)
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -84,15 +86,25 @@ class Cell:
         return self.requests_per_s * self.instances
 
 
+def family(pid: int) -> list[int]:
+    """The process and its running children (a supervisor's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(c) for c in children)]
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (Flask's reloader-free server is one process)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / TICKS
+    """User + system CPU of a server: the process and its running children, each with its own exited ones."""
+    def one(p: int) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(v) for v in fields[11:15]) / TICKS
+    return sum(one(p) for p in family(pid))
 
 
 def rss_mib(pid: int) -> float:
-    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-    return int(match.group(1)) / 1024 if match else float("nan")
+    def one(p: int) -> float:
+        match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{p}/status").read_text())
+        return int(match.group(1)) / 1024 if match else float("nan")
+    return sum(one(p) for p in family(pid))
 
 
 def parse_wrk(text: str) -> tuple[float, float, float, int]:
@@ -122,6 +134,9 @@ def start(name: str, model_dir: Path, port: int, log: Path, grpc_port: int = 0,
         OURS: [str(Path(sys.executable).parent / "modelops-serve"), "--model-dir", str(model_dir),
                            "--model-name", "digits", "--port", str(port), "--log-level", "warning",
                            "--grpc-port", str(grpc_port)],
+        OURS_WORKERS: [str(Path(sys.executable).parent / "modelops-serve"), "--model-dir", str(model_dir),
+                       "--model-name", "digits", "--port", str(port), "--log-level", "warning",
+                       "--grpc-port", str(grpc_port), "--workers", "2"],
         "kserve + LiteRT": [str(KSERVE_PYTHON), str(HERE / "kserve_litert_server.py"), str(model_dir / "model.tflite"),
                             str(port)],
         "Flask + Keras": [sys.executable, str(HERE / "flask_keras_server.py"), str(model_dir / "model.keras"), str(port)],
@@ -243,6 +258,21 @@ def verdicts(cells: list[Cell], connections: int) -> str:
     return "\n".join(lines)
 
 
+def worker_verdicts(cells: list[Cell]) -> str:
+    """Issue 11: a pod with N CPUs should use them. Two workers against one, cell by cell."""
+    one = {(c.model, c.protocol, c.instances): c for c in cells if c.server == OURS}
+    lines = ["Two worker processes against one (issue 11: a pod with 2 CPUs uses them; wrk or ghz share the "
+             "same 2 CPUs):"]
+    for c in (c for c in cells if c.server == OURS_WORKERS):
+        base = one.get((c.model, c.protocol, c.instances))
+        if base:
+            lines.append(f"- {c.model} {c.protocol}, {c.instances} per request: {c.requests_per_s:,.0f} vs "
+                         f"{base.requests_per_s:,.0f} req/s ({c.requests_per_s / base.requests_per_s:.2f}×), "
+                         f"server CPU {c.cpu_cores:.2f} vs {base.cpu_cores:.2f} cores, p99 {c.p99_ms:.2f} vs "
+                         f"{base.p99_ms:.2f} ms")
+    return "\n".join(lines)
+
+
 def cnn_verdicts(cells: list[Cell], connections: int) -> str:
     """Issue 11's targets for the image model."""
     by = {(c.server, c.protocol, c.instances): c for c in cells if c.model == "CNN"}
@@ -280,12 +310,12 @@ def bench_cnn(servers: list[str], work: Path, seconds: float, connections: int) 
         workloads = [w for w in workloads if w.path != "grpc"]
     probe = {"instances": cnn_cells.images(1).tolist()}
     cells = []
-    for name in (n for n in servers if n in (OURS, "kserve + LiteRT")):
+    for name in (n for n in servers if n in (*MINE, "kserve + LiteRT")):
         port, grpc_port = free_port(), free_port()
-        process = start(name, model_dir, port, work / f"cnn-{name.split()[0]}.log",
-                        grpc_port if name == OURS else 0, probe)
+        process = start(name, model_dir, port, work / f"cnn-{name.split()[0]}-{port}.log",
+                        grpc_port if name in MINE else 0, probe)
         try:
-            mine = workloads if name == OURS else [w for w in workloads if w.path == V1_PATH]
+            mine = workloads if name in MINE else [w for w in workloads if w.path == V1_PATH]
             cells += measure(name, process, port, mine, seconds, connections, grpc_port, "CNN")
         finally:
             stop(process)
@@ -301,11 +331,11 @@ def bench_mlp(servers: list[str], work: Path, seconds: float, connections: int) 
     client_check = "not run (our server not in --servers)"
     for name in servers:
         port = free_port()
-        process = start(name, model_dir, port, work / f"{name.split()[0]}.log")
+        process = start(name, model_dir, port, work / f"{name.split()[0]}-{port}.log")
         try:
             if name == OURS:
                 client_check = check_kserve_client(port, x, work)
-            mine = workloads if name == OURS else [w for w in workloads if w.path == V1_PATH]
+            mine = workloads if name in MINE else [w for w in workloads if w.path == V1_PATH]
             cells += measure(name, process, port, mine, seconds, connections)
         finally:
             stop(process)
@@ -316,7 +346,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per cell")
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--servers", default="modelops-serve,kserve + LiteRT,Flask + Keras")
+    parser.add_argument("--servers", default=f"{OURS},{OURS_WORKERS},kserve + LiteRT,Flask + Keras")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "bench-serving.md")
     parser.add_argument("--models", default="mlp,cnn", help="mlp (the table model), cnn (the image model)")
     args = parser.parse_args()
@@ -355,22 +385,25 @@ def report(cells: list[Cell], args, started: str, client_check: str) -> str:
         "TF Serving JSON (ours and KServe), V2 JSON, V2 binary and gRPC raw contents (ours; gRPC load from "
         "`ghz` on the same CPUs)\n"
         f"- servers: `modelops-serve` with its defaults (max batch {ServerSettings.max_batch_size}, max latency "
-        f"{ServerSettings.max_latency_ms:g} ms, one interpreter per CPU); "
+        f"{ServerSettings.max_latency_ms:g} ms, one interpreter per CPU), and with `--workers 2` (two processes sharing the port, one interpreter each); "
         "KServe `kserve.ModelServer` (one worker, gRPC and latency logging off) with a custom `kserve.Model` "
         "running the same TFLite on LiteRT; the tutorial Flask app (its own threaded server) calling "
         "tf-keras `model.predict` on `model.keras`\n"
-        "- server CPU: the process's user+system CPU seconds per wall second during the cell (from /proc); "
+        "- server CPU: the process's (and its workers') user+system CPU seconds per wall second during the cell "
+        "(from /proc); "
         "wrk runs on the same 2 CPUs\n"
         f"- client compatibility, checked in the same run: {client_check}",
         table(cells),
         verdicts(cells, args.connections),
         cnn_verdicts(cells, args.connections),
+        worker_verdicts(cells),
         "Reading the table: the model takes microseconds, so each server's cost is its HTTP and decoding work. "
         "For 1-instance bodies that is mostly per-request overhead, where a plain ASGI app on uvicorn/httptools "
         "with batching saves most; for 32-instance JSON bodies both LiteRT servers spend most of their CPU "
         "turning 2,048 JSON numbers into Python floats and then a NumPy array, the same work for both, which "
         "narrows the gap. The binary V2 rows show what skipping JSON saves. One server process uses one core "
-        "for Python work (the GIL); a Deployment scales with replicas.",
+        "for Python work (the GIL): `--workers` runs one process per CPU on a shared port (the operator sets it from the "
+        "serving container's CPU limit), and a Deployment scales with replicas.",
         "Image bodies as JSON: integer batches skip the per-number Python objects where they can "
         "(`serving-image/src/modelops_serving/jsonnum.py`): a TF Serving `{\"instances\": [...]}` body of integers "
         "is checked as text (its brackets and commas against the expected shape) and only its numbers go to "
