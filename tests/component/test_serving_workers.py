@@ -93,3 +93,21 @@ def test_both_workers_serve_grpc_on_the_shared_port(digits_dir, tmp_path):
         by_worker = {s.labels["worker"]: s.value for s in samples(server, "modelops_requests_total")
                      if s.labels["route"] == "grpc:ModelInfer"}
         assert set(by_worker) == {"0", "1"} and sum(by_worker.values()) == 30, by_worker
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(digits_dir, tmp_path):
+    with running_server(digits_dir, "digits", tmp_path, workers=2) as server:
+        server.wait_ready()
+        children = workers_of(server)
+        server.process.kill()
+        server.process.wait(10)
+        poll(lambda: not any(running(pid) for pid in children), timeout=10,
+             what="the workers to die with their supervisor")
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for its parent."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

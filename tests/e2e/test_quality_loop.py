@@ -18,7 +18,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 MODEL = "digits"
 MIN_PAIRS = 100
+# limits.cpu 2: each serving pod runs two server processes, and still reports as one replica.
 SPEC = {"training": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "3Gi"}}},
+        "serving": {"resources": {"limits": {"cpu": "2", "memory": "1Gi"}}},
         "monitoring": {"enabled": True, "periodSeconds": 10, "minPairs": MIN_PAIRS, "cooldownSeconds": 3600,
                        "maxRetrainsPerWindow": 3}}
 
@@ -56,6 +58,8 @@ def test_drift_with_labels_retrains_exactly_once_and_the_cooldown_holds(model_na
     # Both real replicas answered through the pod proxy: figures, not yet enough pairs to judge.
     s = wait_for(lambda: (st := status(ns)).get("live", {}).get("replicas") == 2 and st, 60, "live figures of v1", interval=2)
     assert s["live"]["version"] == "v1" and condition(s, "LiveQuality")["reason"] == "TooFewPairs"
+    server = kubectl_json("get", "deployment", MODEL, "-n", ns)["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "MODELOPS_WORKERS", "value": "2"} in server["env"]
 
     sent = send_drifted(ns, "labeled-1", 3 * MIN_PAIRS, 0)
     assert sent["statuses"] == {"200": 15} and sent["joined"] == 3 * MIN_PAIRS, sent

@@ -10,6 +10,7 @@ the server down, so that the kubelet's restart and back-off take over.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ log = logging.getLogger("modelops_serving.workers")
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
 POLL_S = 0.2
+PR_SET_PDEATHSIG = 1
 
 
 class Supervisor:
@@ -35,7 +37,8 @@ class Supervisor:
     def start(self, index: int) -> None:
         env = {**os.environ, "MODELOPS_WORKERS": str(self.count), "MODELOPS_WORKER_INDEX": str(index),
                "MODELOPS_SIBLING_DIR": self.sibling_dir}
-        self.children[index] = subprocess.Popen([sys.executable, "-m", "modelops_serving.server", *self.argv], env=env)
+        self.children[index] = subprocess.Popen([sys.executable, "-m", "modelops_serving.server", *self.argv], env=env,
+                                                preexec_fn=_die_with_parent)
 
     def stop(self, signum: int, frame=None) -> None:
         self.stopping = True
@@ -65,6 +68,11 @@ class Supervisor:
         now = time.monotonic()
         self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
         return len(self.restarts) <= MAX_RESTARTS
+
+
+def _die_with_parent() -> None:
+    """In the worker before it starts: SIGKILL when the supervisor dies, however it dies (no orphans to serve on)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def supervise(count: int, argv: list[str]) -> int:
