@@ -395,19 +395,22 @@ def serving_label_selector(owner: Owner) -> str:
 
 def serving_env(spec: Spec, owner: Owner, version: str, servable: str) -> list[dict[str, str]]:
     """The serving image's environment contract (see docs/serving.md)."""
-    return [{"name": "MODELOPS_MODEL_DIR", "value": f"{c.MODELS_MOUNT}/{version}"},
-            {"name": "MODELOPS_MODEL_NAME", "value": owner.name},
-            {"name": "MODELOPS_SERVABLE", "value": servable},
-            {"name": "MODELOPS_HOST", "value": "0.0.0.0"},
-            {"name": "MODELOPS_PORT", "value": str(c.SERVING_PORT)},
-            {"name": "MODELOPS_GRPC_PORT", "value": str(c.SERVING_GRPC_PORT)},
-            {"name": "MODELOPS_MAX_BATCH_SIZE", "value": str(spec.max_batch_size)},
-            {"name": "MODELOPS_MAX_LATENCY_MS", "value": str(spec.max_latency_ms)},
-            # On SIGTERM the server turns not-ready and keeps serving while endpoints drop it, then
-            # finishes what it accepted: a rolling update loses no request.
-            {"name": "MODELOPS_DRAIN_SECONDS", "value": str(DRAIN_SECONDS)},
-            {"name": "MODELOPS_GRACEFUL_TIMEOUT_S", "value": str(GRACEFUL_TIMEOUT_S)},
-            {"name": "MODELOPS_WORKERS", "value": str(serving_workers(spec))}]
+    env = [{"name": "MODELOPS_MODEL_DIR", "value": f"{c.MODELS_MOUNT}/{version}"},
+           {"name": "MODELOPS_MODEL_NAME", "value": owner.name},
+           {"name": "MODELOPS_SERVABLE", "value": servable},
+           {"name": "MODELOPS_HOST", "value": "0.0.0.0"},
+           {"name": "MODELOPS_PORT", "value": str(c.SERVING_PORT)},
+           {"name": "MODELOPS_GRPC_PORT", "value": str(c.SERVING_GRPC_PORT)},
+           {"name": "MODELOPS_MAX_BATCH_SIZE", "value": str(spec.max_batch_size)},
+           {"name": "MODELOPS_MAX_LATENCY_MS", "value": str(spec.max_latency_ms)},
+           # On SIGTERM the server turns not-ready and keeps serving while endpoints drop it, then
+           # finishes what it accepted: a rolling update loses no request.
+           {"name": "MODELOPS_DRAIN_SECONDS", "value": str(DRAIN_SECONDS)},
+           {"name": "MODELOPS_GRACEFUL_TIMEOUT_S", "value": str(GRACEFUL_TIMEOUT_S)}]
+    workers = serving_workers(spec)
+    if workers > 1:   # only above the server's default: an operator upgrade leaves other Deployments' pods alone
+        env.append({"name": "MODELOPS_WORKERS", "value": str(workers)})
+    return env
 
 
 def serving_workers(spec: Spec) -> int:
