@@ -355,12 +355,11 @@ class ServingApp:
         """Every worker's figures as the pod's: summed, under the pod's name. A worker that does not answer
         (restarting) is left out; its requests are missing from the sums until it is back."""
         figures = [own]
-        for answer in (await self.siblings.ask("GET", "/v1/live")).values():
-            if answer is not None and answer[0] == 200:
-                try:
-                    figures.append(LiveFigures.from_dict(orjson.loads(answer[1])))
-                except (LiveError, orjson.JSONDecodeError):
-                    continue
+        for body in (await self.siblings.answered("/v1/live")).values():
+            try:
+                figures.append(LiveFigures.from_dict(orjson.loads(body)))
+            except (LiveError, orjson.JSONDecodeError):
+                continue
         return dataclasses.replace(aggregate(figures), replica=self.replica)
 
     async def v1_status(self, request: _Request) -> Reply:
@@ -426,9 +425,7 @@ class ServingApp:
     async def prometheus(self, request: _Request) -> Reply:
         text = self.metrics.render()
         if self.siblings and request.pod_wide:
-            others = await self.siblings.ask("GET", "/metrics")
-            text = merge_expositions({self.settings.worker_index: text, **{
-                i: answer[1] for i, answer in others.items() if answer is not None and answer[0] == 200}})
+            text = merge_expositions({self.settings.worker_index: text, **await self.siblings.answered("/metrics")})
         return 200, text, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
 
     async def openapi(self, request: _Request) -> Reply:

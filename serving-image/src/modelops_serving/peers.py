@@ -67,17 +67,19 @@ async def forward(address: str, port: int, path: str, body: bytes, timeout_s: fl
     """POST `body` to http://address:port/path as one HTTP/1.1 exchange; (status, body), or None when
     the peer cannot be reached or answers nothing parsable within `timeout_s`."""
     host = f"[{address}]" if ":" in address else address
-    request = (f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
-               f"content-length: {len(body)}\r\n{FORWARDED_HEADER.decode()}: 1\r\nconnection: close\r\n\r\n").encode()
-    return await exchange(asyncio.open_connection(address, port), request + body, timeout_s)
+    return await exchange(asyncio.open_connection(address, port), "POST", path, body,
+                          host=f"{host}:{port}", mark=FORWARDED_HEADER, timeout_s=timeout_s)
 
 
-async def exchange(connecting: Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]], request: bytes,
-                   timeout_s: float) -> tuple[int, bytes] | None:
-    """One HTTP/1.1 request (sent as is, `connection: close`) on the connection `connecting` opens: (status,
-    body), or None when it cannot be reached or answers nothing parsable within `timeout_s`."""
+async def exchange(connecting: Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]], method: str, path: str,
+                   body: bytes, *, host: str, mark: bytes, timeout_s: float) -> tuple[int, bytes] | None:
+    """One HTTP/1.1 request, marked with the header `mark` (so the receiver knows who asks) and `connection:
+    close`, on the connection `connecting` opens: (status, body), or None when it cannot be reached or answers
+    nothing parsable within `timeout_s`."""
+    request = (f"{method} {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+               f"content-length: {len(body)}\r\n{mark.decode()}: 1\r\nconnection: close\r\n\r\n").encode()
     try:
-        return await asyncio.wait_for(_exchange(connecting, request), timeout_s)
+        return await asyncio.wait_for(_exchange(connecting, request + body), timeout_s)
     except (OSError, asyncio.TimeoutError, ValueError, asyncio.IncompleteReadError):
         return None
 

@@ -33,6 +33,11 @@ class Siblings:
         answers = await asyncio.gather(*(self._one(p, method, path, body) for p in self._paths.values()))
         return dict(zip(self._paths, answers))
 
+    async def answered(self, path: str) -> dict[int, bytes]:
+        """The bodies of the siblings that answered GET `path` with a 200 (one restarting is left out)."""
+        return {i: answer[1] for i, answer in (await self.ask("GET", path)).items()
+                if answer is not None and answer[0] == 200}
+
     async def first_to_know(self, path: str, body: bytes) -> tuple[int, bytes] | None:
         """The first sibling's answer that is not a 404 (the feedback for an id only one of them remembers)."""
         for sibling in self._paths.values():
@@ -42,9 +47,8 @@ class Siblings:
         return None
 
     async def _one(self, socket_file: str, method: str, path: str, body: bytes) -> tuple[int, bytes] | None:
-        request = (f"{method} {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
-                   f"content-length: {len(body)}\r\n{SIBLING_HEADER.decode()}: 1\r\nconnection: close\r\n\r\n").encode()
-        return await peers.exchange(asyncio.open_unix_connection(socket_file), request + body, self.timeout_s)
+        return await peers.exchange(asyncio.open_unix_connection(socket_file), method, path, body,
+                                    host="localhost", mark=SIBLING_HEADER, timeout_s=self.timeout_s)
 
 
 def merge_expositions(by_worker: dict[int, bytes]) -> bytes:
