@@ -15,7 +15,7 @@ from modelops_contracts import jobconfig, report
 from modelops_contracts.report import StageReport
 
 from .errors import Terminated
-from .stage import failure
+from .stage import failure, stop_once
 
 
 def _parse(prog: str, argv: list[str] | None) -> argparse.Namespace:
@@ -31,13 +31,8 @@ def _run(stage: str, prog: str, argv: list[str] | None, work: Callable[[], Calla
     # the seconds of importing TensorFlow (the stage installs its own while it works). Everything after
     # it sits in the try, wherever the signal lands.
     stopped: list[Terminated] = []
-
-    def stop_while_starting(signum, frame) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # one is enough: a second must not interrupt the report
-        stopped.append(Terminated(f"{stage}: stopped by SIGTERM while starting (the pod is being deleted or evicted)"))
-        raise stopped[0]
-
-    signal.signal(signal.SIGTERM, stop_while_starting)
+    signal.signal(signal.SIGTERM, stop_once(
+        stopped, f"{stage}: stopped by SIGTERM while starting (the pod is being deleted or evicted)"))
     report_path, config, result = jobconfig.DEFAULT_REPORT_PATH, None, None
     try:
         args = _parse(prog, argv)

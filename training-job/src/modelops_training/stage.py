@@ -8,7 +8,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from modelops_contracts.jobconfig import JobConfig
 from modelops_contracts.report import StageReport
@@ -47,6 +47,17 @@ def failure(stage: str, config: JobConfig, reason: str, message: str) -> StageRe
                        metric=config.metric, reason=reason, message=message)
 
 
+def stop_once(stopped: list[Terminated], message: str) -> Callable[[int, Any], None]:
+    """A SIGTERM handler raising Terminated(message) and keeping it in `stopped` (TensorFlow may re-raise it as
+    an error of its own, so the caller asks `stopped`, not the exception). One is enough: it ignores the
+    signals after it, which must not interrupt the unwinding or the report."""
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stopped.append(Terminated(message))
+        raise stopped[0]
+    return stop
+
+
 @contextmanager
 def _stop_on_sigterm(stage: str, config: JobConfig, stopped: list[Terminated]) -> Iterator[None]:
     """Turn SIGTERM into a Terminated failure while the stage works.
@@ -63,12 +74,8 @@ def _stop_on_sigterm(stage: str, config: JobConfig, stopped: list[Terminated]) -
     else:
         kept = ""
 
-    def stop(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a second SIGTERM must not interrupt the unwinding
-        stopped.append(Terminated(f"{stage}: stopped by SIGTERM (the pod is being deleted or evicted){kept}"))
-        raise stopped[-1]
-
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = signal.signal(signal.SIGTERM, stop_once(
+        stopped, f"{stage}: stopped by SIGTERM (the pod is being deleted or evicted){kept}"))
     try:
         yield
     finally:
