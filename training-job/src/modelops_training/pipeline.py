@@ -22,10 +22,12 @@ def describe_sharding(prepared, workers: int) -> str:
     if stream is None:
         return "from memory, sharded by DATA" if workers > 1 else "from memory"
     policy = stream.shard_policy(workers)
-    why = (f"{len(stream.files)} files for {workers} workers" if policy == "FILE" else
-           f"fewer files ({len(stream.files)}) than workers ({workers})")
     if stream.extra_rows:
         why = "the feedback rows are in memory"
+    elif policy == "FILE":
+        why = f"{len(stream.files)} files for {workers} workers"
+    else:
+        why = f"fewer files ({len(stream.files)}) than workers ({workers})"
     return (f"streamed from {len(stream.files)} TFRecord files" +
             (f" with {stream.extra_rows} feedback rows drawn beside them" if stream.extra_rows else "") +
             (f", sharded by {policy} ({why})" if workers > 1 else ""))
