@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .dotted import lookup
+
 REPLACE, CANARY = "Replace", "Canary"
 HOLD, ABORT = "Hold", "Abort"
 PREFIX = "serving.rollout"
@@ -48,14 +50,6 @@ class Rollout:
         return self.strategy == CANARY
 
 
-def _lookup(node: Any, path: str) -> Any:
-    for key in path.split("."):
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
 def _checked(attr: str, value: Any) -> Any:
     path, _, low, high, enum = FIELDS[attr]
     where = f"spec.{PREFIX}.{path}"
@@ -73,12 +67,12 @@ def _checked(attr: str, value: Any) -> Any:
 
 def parse_rollout(serving: Mapping[str, Any] | None) -> Rollout:
     """Read spec.serving.rollout (defaulted or not); ValueError names the offending field."""
-    raw = _lookup(serving or {}, "rollout")
+    raw = lookup(serving or {}, "rollout")
     if raw is not None and not isinstance(raw, Mapping):
         raise ValueError(f"spec.{PREFIX}: must be an object")
     values = {}
     for attr, (path, default, *_) in FIELDS.items():
-        value = _lookup(raw or {}, path)
+        value = lookup(raw or {}, path)
         values[attr] = default if value is None else _checked(attr, value)
     rollout = Rollout(**values)
     # The CRD's rule, in the same words (spec.py's cross-field test reads this module too).

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from modelops_contracts.jobconfig import HIGHER_IS_BETTER
 
+from .dotted import lookup
 from .rollout import Rollout, parse_rollout
 
 CLASSIFICATION_METRICS = ("accuracy", "auc", "logloss")
@@ -115,15 +116,6 @@ LEGACY_VERSION_SECTIONS = ("model", "data", "training", "evaluation", "compressi
 
 class SpecError(ValueError):
     """A spec the API server would refuse; the message starts with the offending field's path."""
-
-
-def _lookup(spec: Mapping[str, Any], path: str) -> Any:
-    node: Any = spec
-    for key in path.split("."):
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    return node
 
 
 @dataclass(frozen=True)
@@ -272,7 +264,7 @@ def parse(spec: Mapping[str, Any]) -> Spec:
         raise SpecError("spec: required")
     values: dict[str, Any] = {}
     for attr, (path, default) in FIELDS.items():
-        value = _lookup(spec, path)
+        value = lookup(spec, path)
         values[attr] = default if value is None else value
     for attr in REQUIRED:
         if values[attr] in (None, ""):
@@ -282,7 +274,7 @@ def parse(spec: Mapping[str, Any]) -> Spec:
     if isinstance(values["feature_spec"], Mapping):
         values["feature_spec"] = json.loads(json.dumps(values["feature_spec"]))   # plain dicts for the job config
     try:
-        rollout = parse_rollout(_lookup(spec, "serving"))
+        rollout = parse_rollout(lookup(spec, "serving"))
     except ValueError as e:
         raise SpecError(str(e)) from None
     parsed = Spec(**values, version_hash=version_hash(values), legacy_version_hash=legacy_version_hash(spec),
@@ -334,7 +326,7 @@ def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
                                    "on CPUs float16 math is emulated and slower than float32")
     if s.compression_method == "none" and s.pruning_enabled:
         fail("compression.pruning.enabled", "compression.pruning requires a compression.method other than none")
-    if _lookup(raw, "serving.autoscaling") is not None and s.autoscaling_max is None:
+    if lookup(raw, "serving.autoscaling") is not None and s.autoscaling_max is None:
         fail("serving.autoscaling.maxReplicas", "Required value")
     if s.autoscaling and s.autoscaling_min > s.autoscaling_max:
         fail("serving.autoscaling.minReplicas", "serving.autoscaling.minReplicas must not exceed "
@@ -349,7 +341,7 @@ def _check_monitoring_rules(s: Spec, raw: Mapping[str, Any]) -> None:
     def fail(message: str) -> None:
         raise SpecError(f"spec.monitoring.threshold: {message}")
 
-    if (_lookup(raw, "monitoring.threshold") is not None
+    if (lookup(raw, "monitoring.threshold") is not None
             and (s.monitoring_threshold_min is None) == (s.monitoring_threshold_max is None)):
         fail("exactly one of monitoring.threshold.min and monitoring.threshold.max must be set")
     if s.monitoring_threshold_min is not None and s.metric not in HIGHER_IS_BETTER:
