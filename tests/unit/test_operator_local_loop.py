@@ -104,8 +104,7 @@ class World:
 
 
 @pytest.fixture
-def world(monkeypatch):
-    monkeypatch.setattr(local_loop.manifest_contract, "verify", lambda path: None)
+def world():
     w = World()
     yield w
     w.close()

@@ -184,7 +184,8 @@ class LocalRun:
                            message=f"{command} exited with code {proc.returncode} without a report")
 
     def pipeline(self, feedback_before_ms: int | None = None) -> tuple[str, StageReport, StageReport | None, str]:
-        """Train (retrain per policy), compress, decide what to serve. Returns (version, train, compress, servable).
+        """Train (retrain per policy), compress, decide what to serve, check what was published (the manifest's
+        files and sums). Returns (version, train, compress, servable).
 
         `feedback_before_ms`: train on the collected feedback too (a version started by a quality drop)."""
         version = next_version(self.model_root)
@@ -208,6 +209,7 @@ class LocalRun:
         say(f"    {served.message}")
         if isinstance(served, policy.Fail):
             raise RunError(f"{version} failed ({served.reason}): {served.message}")
+        manifest_contract.verify(self.model_root / version)
         return version, trained, compressed, served.servable
 
     def serve(self, version_dir: Path, servable: str) -> Server:
@@ -340,8 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         namespace, name, spec = load_resource(args.file)
         run = LocalRun(namespace, name, spec, args.storage.resolve(), processes)
         version, trained, compressed, servable = run.pipeline()
-        version_dir = run.storage_root / namespace / name / version
-        manifest_contract.verify(version_dir)
+        version_dir = run.model_root / version
         from .plot import training_curve
         plot = training_curve(version_dir, spec.metric)
         server = run.serve(version_dir, servable)
