@@ -1,4 +1,5 @@
 """The operator's spec reader agrees with the CRD, the single source of the schema."""
+import copy
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,18 @@ def test_a_run_recorded_under_the_legacy_hash_is_not_a_new_version():
     status = {"pipeline": {"version": "v3", "stage": "done", "attempt": 1, "specHash": spec.legacy_version_hash}}
     run, is_new = current_run(status, spec, "now", b.Owner("ml", "digits", "u"))
     assert not is_new and run["version"] == "v3" and run["specHash"] == spec.version_hash
+
+
+def test_fields_defaulted_since_the_legacy_hash_was_recorded_start_no_version():
+    """The API server fills a new field's default into every stored object; the old operator never saw it."""
+    from modelops_operator import builders as b
+    from modelops_operator.pipeline import current_run
+    as_stored_before = example("digits-classifier")["spec"]
+    recorded = specmod.legacy_version_hash(as_stored_before)
+    as_read_now = copy.deepcopy(as_stored_before)
+    as_read_now.setdefault("training", {}).update(precision="float32", jitCompile=False)
+    status = {"pipeline": {"version": "v3", "stage": "done", "attempt": 1, "specHash": recorded}}
+    run, is_new = current_run(status, specmod.parse(as_read_now), "now", b.Owner("ml", "digits", "u"))
+    assert not is_new and run["version"] == "v3"
+    as_read_now["training"]["jitCompile"] = True
+    assert current_run(status, specmod.parse(as_read_now), "now", b.Owner("ml", "digits", "u"))[1]

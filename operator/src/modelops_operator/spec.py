@@ -112,6 +112,9 @@ PLACEMENT_FIELDS = ("training_resources", "node_selector", "tolerations", "affin
                     "training_env_from", "image_pull_secrets")
 # The sections the hash covered before VERSION_FIELDS: a run recorded under it is not a new version.
 LEGACY_VERSION_SECTIONS = ("model", "data", "training", "evaluation", "compression")
+# Fields those sections gained since, with the default the API server now fills into every stored object:
+# the legacy hash leaves them out at that default, as the operator that recorded it never saw them.
+LEGACY_ADDED_DEFAULTS = {("training", "precision"): "float32", ("training", "jitCompile"): False}
 
 
 class SpecError(ValueError):
@@ -255,7 +258,11 @@ def version_hash(values: Mapping[str, Any]) -> str:
 
 
 def legacy_version_hash(spec: Mapping[str, Any]) -> str:
-    return _digest({k: spec.get(k) for k in LEGACY_VERSION_SECTIONS})
+    sections = {k: spec.get(k) for k in LEGACY_VERSION_SECTIONS}
+    for (section, field), default in LEGACY_ADDED_DEFAULTS.items():
+        if isinstance(sections[section], Mapping) and sections[section].get(field, default) == default:
+            sections[section] = {k: v for k, v in sections[section].items() if k != field}
+    return _digest(sections)
 
 
 def parse(spec: Mapping[str, Any]) -> Spec:
