@@ -79,3 +79,22 @@ def test_a_name_conflict_warns_once_while_the_condition_holds():
         md["status"] = plan.status
         warned += [e for e in plan.events if e[1] == "NameConflict"]
     assert len(warned) == 1
+
+
+def test_two_foreign_objects_of_one_condition_warn_once_and_both_are_named():
+    md = sample_body()
+    md["status"] = {"modelVersion": "v1", "history": [{"version": "v1", "servable": "tflite"}]}
+    found = {"Service": {"kind": "Service", "metadata": {"name": "digits", "uid": "s"}},
+             "PodDisruptionBudget": {"kind": "PodDisruptionBudget", "metadata": {"name": "digits", "uid": "p"}}}
+    ours = {"Service": b.build_serving_service(OWNER_OF_BODY), "PodDisruptionBudget": b.build_pdb(OWNER_OF_BODY)}
+    warned = []
+    for _ in range(4):
+        ways = {(kind, "digits"): in_the_way(ours[kind], found[kind], "0123456789abcdef", "digits") for kind in found}
+        state = pipeline.DeploymentState(version="v1", desired=2, replicas=2, ready=2, updated=2, rolled_out=True)
+        plan = pipeline.plan(md, parse(md["spec"]), pipeline.Observed(deployment=state, in_the_way=ways), b.Images(),
+                             "now")
+        md["status"] = plan.status
+        warned += [e for e in plan.events if e[1] == "NameConflict"]
+    assert len(warned) == 1
+    deployed = next(c for c in md["status"]["conditions"] if c["type"] == "Deployed")
+    assert "Service digits" in deployed["message"] and "PodDisruptionBudget digits" in deployed["message"]

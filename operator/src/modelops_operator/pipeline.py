@@ -680,13 +680,17 @@ def _summarise(p: Pass, target: str | None) -> None:
 
 
 def _keep_off_foreign(p: Pass) -> None:
+    # One condition per type names all its foreign objects, so a Warning comes only when that set changes.
+    by_condition: dict[str, list[str]] = {}
     for way in _make_way(p.out, p.observed.in_the_way):
-        type_ = CONDITION_OF_COMPONENT.get(way.component, "Ready")
-        if p.changed(type_, way.message):
-            p.event("Warning", "NameConflict", way.message)
-        p.condition(type_, False, "NameConflict", way.message)
+        by_condition.setdefault(CONDITION_OF_COMPONENT.get(way.component, "Ready"), []).append(way.message)
+    for type_, messages in by_condition.items():
+        message = "; ".join(sorted(messages))
+        if p.changed(type_, message):
+            p.event("Warning", "NameConflict", message)
+        p.condition(type_, False, "NameConflict", message)
         if p.phase != "Failed":
-            p.message = way.message
+            p.message = message
 
 
 def _judge_ready(p: Pass, target: str | None) -> None:
