@@ -48,7 +48,7 @@ def test_multi_worker_training_is_an_indexed_job_with_stable_worker_hosts():
     assert job["spec"]["completions"] == job["spec"]["parallelism"] == 2
     pod = job["spec"]["template"]["spec"]
     assert pod["subdomain"] == "digits-train-v2-a3-workers"
-    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["MODELOPS_WORKER_HOSTS"] == ("digits-train-v2-a3-0.digits-train-v2-a3-workers.ml.svc:2222,"
                                             "digits-train-v2-a3-1.digits-train-v2-a3-workers.ml.svc:2222")
     svc = b.build_workers_service(OWNER, "digits-train-v2-a3", "v2")

@@ -321,3 +321,15 @@ def test_with_monitoring_the_servers_keep_feedback_in_the_models_directory():
     assert f"/mnt/pvc/models/{mount['subPath']}" == str(b.build_job_config(
         specmod.parse(spec), owner, "train", "v2", 1, owner.uid, feedback_before_ms=0).feedback.directory)
     assert mount["mountPath"] == "/var/lib/modelops/feedback" and not mount.get("readOnly")
+
+
+def test_without_monitoring_any_replica_still_forwards_feedback_by_id_to_the_one_that_answered():
+    spec = example("digits-classifier")["spec"]
+    owner = b.Owner(namespace="ml", name="digits", uid="0123456789abcdef")
+    assert not specmod.parse(spec).monitoring_enabled
+    for deployment in (b.build_serving_deployment(specmod.parse(spec), owner, b.Images(), "v1", "tflite", owner.uid),
+                       b.build_canary_deployment(specmod.parse(spec), owner, b.Images(), "v2", "tflite", owner.uid)):
+        env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["MODELOPS_REPLICA"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        assert env["MODELOPS_POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+        assert "MODELOPS_ID_KEY" in env and "MODELOPS_FEEDBACK_DIR" not in env

@@ -180,7 +180,7 @@ def test_pinning_a_version_rolls_back_and_an_unknown_pin_is_refused():
     md["spec"]["serving"]["modelVersion"] = "v1"
     plan = step(md, p.Observed(deployment=rolled_out("v2")))
     deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
-    env = {e["name"]: e["value"] for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MODELOPS_MODEL_DIR"] == "/models/v1" and env["MODELOPS_SERVABLE"] == "savedModel"
     assert md["status"]["phase"] == "Deploying" and not plan.create_only
     step(md, p.Observed(deployment=rolled_out("v1")))
@@ -267,7 +267,7 @@ def test_the_served_entry_never_falls_out_of_the_history():
     assert len(md["status"]["history"]) == 20 and md["status"]["latestVersion"] == "v22"
     assert md["status"]["history"][-1] == {"version": "v1", "outcome": "Deployed", "servable": "tfliteFloat32"}
     deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
-    env = {e["name"]: e["value"] for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MODELOPS_SERVABLE"] == "tfliteFloat32"
 
 

@@ -513,17 +513,18 @@ def build_canary_deployment(spec: Spec, owner: Owner, images: Images, version: s
     deployment["spec"]["replicas"] = spec.rollout.replicas
     return deployment
 def _keep_feedback(container: dict[str, Any], spec: Spec, owner: Owner, uid: str | None) -> None:
-    """The server keeps joined feedback in the model's feedback directory (the trainer made it, owned by the
-    pods' user), and names itself in prediction ids so any replica can forward feedback to the right one.
-    Only with spec.monitoring: the claim's volume is then writable (each other mount stays read-only)."""
-    if not spec.monitoring_enabled:
-        return
-    sub = str(feedback_dir(spec.storage_subpath, owner.namespace, owner.name, uid))
+    """Every server names itself in prediction ids, so any replica forwards feedback to the one that
+    answered (with monitoring or without: feedback by id works with N replicas either way). With
+    spec.monitoring it also keeps joined feedback in the model's feedback directory (the trainer made it,
+    owned by the pods' user): only then is the claim's volume writable (each other mount stays read-only)."""
     container["env"] += [
-        {"name": "MODELOPS_FEEDBACK_DIR", "value": c.FEEDBACK_MOUNT},
         {"name": "MODELOPS_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "MODELOPS_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "MODELOPS_ID_KEY", "value": owner.uid}]
+    if not spec.monitoring_enabled:
+        return
+    sub = str(feedback_dir(spec.storage_subpath, owner.namespace, owner.name, uid))
+    container["env"].append({"name": "MODELOPS_FEEDBACK_DIR", "value": c.FEEDBACK_MOUNT})
     # pvc-0: the storage claim's volume in build_serving_deployment.
     container["volumeMounts"].append({"name": "pvc-0", "mountPath": c.FEEDBACK_MOUNT, "subPath": sub})
 
