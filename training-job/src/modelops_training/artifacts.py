@@ -55,13 +55,14 @@ def _ownership_hint(error: OSError) -> str:
             "operator's defaults), or change the directory's owner (fsGroup does not apply to hostPath or NFS)")
 
 
-def remove_stale_staging(version_dir: Path, attempt: int = 1) -> None:
-    """What a crash or an earlier attempt left beside the version: half-written staging directories,
-    a replaced copy a crash kept from being removed, and earlier attempts' backups (a new attempt
-    never resumes another's: it trains with its own seed)."""
-    leftovers = [*version_dir.parent.glob(staging_prefix(version_dir) + "*"),
-                 *version_dir.parent.glob(f".{version_dir.name}.replaced-*"),
-                 *(backup_dir(version_dir, a) for a in range(1, attempt))]
+def remove_leftovers(version_dir: Path, attempt: int = 1) -> None:
+    """What crashes and earlier runs left beside the versions: half-written staging directories, replaced
+    copies a crash kept from being removed, and every training backup but this attempt's (a new attempt
+    never resumes another's: it trains with its own seed, and an older version never trains again).
+    Published versions stay."""
+    mine = backup_dir(version_dir, attempt).name
+    leftovers = [*version_dir.parent.glob(f".*{STAGING_MARK}*"), *version_dir.parent.glob(".*.replaced-*"),
+                 *(p for p in version_dir.parent.glob(".*.attempt-*.backup") if p.name != mine)]
     for stale in leftovers:
         shutil.rmtree(stale, ignore_errors=True)
 

@@ -50,7 +50,7 @@ def _train(config: JobConfig) -> StageReport:
                       f"{spec.batch_size}")
     if chief:
         artifacts.ensure_parent(config.version_dir)   # fail on unwritable storage before spending time training
-        artifacts.remove_stale_staging(config.version_dir, spec.attempt)
+        artifacts.remove_leftovers(config.version_dir, spec.attempt)
     inputs = ModelInputs.of(prepared)
     keras.utils.set_random_seed(spec.seed)
     with strategy.scope():
