@@ -90,6 +90,15 @@ def test_v1_integer_rows_decode_fast_and_refuse_as_before():
         parse(np.zeros((2, 3, 2, 1), int).tolist())
 
 
+def test_a_text_body_over_the_instance_limit_is_refused_before_any_number_is_decoded(monkeypatch):
+    decoded = []
+    monkeypatch.setattr(jsonnum.orjson, "loads", lambda *a: decoded.append(a) or [])
+    body = json.dumps({"instances": images(11).tolist()}).encode()
+    with pytest.raises(HttpError, match="instances: too many instances, 11 > limit 10"):
+        protocol_v1.rows_from_text(body, signature=IMAGE, max_rows=10)
+    assert decoded == []
+
+
 @pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
 def test_instances_text_decodes_what_json_says(separators):
     batch = images(3)

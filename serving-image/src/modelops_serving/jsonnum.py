@@ -16,7 +16,7 @@ import re
 from array import array
 from functools import lru_cache
 from itertools import chain
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import orjson
@@ -80,8 +80,11 @@ def _structure(shape: tuple[int, ...]) -> bytes:
     return text
 
 
-def instances_text(body: bytes, item_shape: tuple[int, ...], dtype: str) -> np.ndarray | None:
-    """The batch a `{"instances": [...]}` body of integers spells, as `integers` would return it; else None."""
+def instances_text(body: bytes, item_shape: tuple[int, ...], dtype: str,
+                   counted: Callable[[int], None] = lambda n: None) -> np.ndarray | None:
+    """The batch a `{"instances": [...]}` body of integers spells, as `integers` would return it; else None.
+
+    `counted` gets the instance count read from the brackets before any number is decoded (it may refuse it)."""
     if dtype not in INTEGER_DTYPES or -1 in item_shape:
         return None
     match = _INSTANCES.match(body)
@@ -93,6 +96,7 @@ def instances_text(body: bytes, item_shape: tuple[int, ...], dtype: str) -> np.n
     n, rest = divmod(structure.count(b"[") - 1, per_item)
     if n < 1 or rest or structure != _structure((n, *item_shape)):
         return None
+    counted(n)
     try:
         values = orjson.loads(b"[" + span.translate(None, b"[] \t\n\r") + b"]")
     except orjson.JSONDecodeError:

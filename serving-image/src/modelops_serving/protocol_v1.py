@@ -24,7 +24,8 @@ def rows_from_text(raw: bytes, *, signature: Signature, max_rows: int) -> list[n
     if len(signature.inputs) != 1:
         return None
     spec = signature.inputs[0]
-    array = jsonnum.instances_text(raw, tuple(spec.item_shape), spec.dtype)
+    array = jsonnum.instances_text(raw, tuple(spec.item_shape), spec.dtype,
+                                   counted=lambda n: limit_rows(n, max_rows, where="instances"))
     if array is None:
         return None
     return batch({spec.name: checked(typed(array, spec, where="instances"), spec, where="instances")}, signature,
