@@ -169,11 +169,13 @@ def test_stage_jobs_fail_at_once_on_permanent_exit_codes_ignore_disruptions_and_
     training = b.build_training_job(spec, OWNER, IMAGES, "v1", 1)["spec"]
     compression = b.build_compression_job(spec, OWNER, IMAGES, "v1")["spec"]
     for job, container in ((training, "train"), (compression, "compress")):
-        fail_job, fail_storage, ignore = job["podFailurePolicy"]["rules"]
-        assert fail_job["action"] == fail_storage["action"] == "FailJob"
-        assert fail_job["onExitCodes"] == {"containerName": container, "operator": "In", "values": [2, 3, 5]}
-        assert fail_storage["onExitCodes"]["containerName"] == "prepare-storage"   # its StorageError is permanent
+        # In order: an evicted pod's SIGKILL (137) must never fail the Job, so the Ignore rule comes first.
+        ignore, fail_job, fail_storage, out_of_memory = job["podFailurePolicy"]["rules"]
         assert ignore == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+        assert fail_job["action"] == fail_storage["action"] == out_of_memory["action"] == "FailJob"
+        assert fail_job["onExitCodes"] == {"containerName": container, "operator": "In", "values": [2, 3, 5, 8]}
+        assert fail_storage["onExitCodes"]["containerName"] == "prepare-storage"   # its StorageError is permanent
+        assert out_of_memory["onExitCodes"] == {"containerName": container, "operator": "In", "values": [137]}
         assert job["template"]["spec"]["restartPolicy"] == "Never"   # the API server requires it for the policy
     assert training["activeDeadlineSeconds"] == b.DEFAULT_TRAINING_DEADLINE_S
     assert compression["activeDeadlineSeconds"] == b.DEFAULT_COMPRESSION_DEADLINE_S

@@ -397,6 +397,19 @@ def test_ready_waits_for_the_whole_rollout_and_every_message_counts_the_same_rep
     assert deployed == ["v1 is serving (2/2 replicas ready)"] and "2/2 replicas ready" in ready["message"]
 
 
+def test_the_devices_training_really_ran_on_are_kept_in_status():
+    """The pod's termination message goes with the pod: what it said about GPUs is kept in the history."""
+    md = body()
+    step(md)
+    ran = {"devices": ["GPU:0", "GPU:1"], "gpusVisible": 2, "precision": "mixed_float16", "jitCompile": True,
+           "intraOpThreads": 8}
+    report = StageReport(stage="train", succeeded=True, version="v1", metrics={"accuracy": 0.95}, training=ran)
+    step(md, p.Observed(training_job=p.JobState(active=False, succeeded=True, report=report)))
+    assert md["status"]["history"][0]["training"] == ran
+    trained = get_condition(md["status"]["conditions"], "Trained")["message"]
+    assert trained == "v1: attempt 1 trained on GPU:0, GPU:1 (mixed_float16, XLA)"
+
+
 def test_a_surge_never_shows_more_ready_replicas_than_desired_and_is_not_a_finished_rollout():
     state = deployment("v2", replicas=3, updated=1, ready=3, available=3)
     assert not state.rolled_out and state.ready_text == "2/2"
@@ -423,6 +436,36 @@ def test_a_storage_error_is_retried_as_a_new_version_once_the_pods_identity_chan
     plan = step(md)
     assert md["status"]["latestVersion"] == "v2" and md["status"]["phase"] == "Training"
     assert "Job/digits-train-v2-a1" in kinds(plan)
+
+
+def test_a_storage_error_is_retried_once_the_operators_default_identity_changes():
+    """An admin who fixes the chart's default pod security context (OpenShift, NFS) need not edit every resource."""
+    md = body()
+    step(md)
+    failed = p.JobState(active=False, failed=True, failure_reason="StorageError", failure_message="cannot write")
+    step(md, p.Observed(training_job=failed))
+    assert md["status"]["phase"] == "Failed"
+    platform_ids = b.Images(pod_security={})
+    plan = p.plan(md, parse(md["spec"]), p.Observed(), platform_ids, NOW)
+    md["status"] = plan.status
+    assert md["status"]["latestVersion"] == "v2" and "Job/digits-train-v2-a1" in kinds(plan)
+
+
+def test_an_out_of_memory_training_fails_at_once_and_is_retried_when_its_memory_changes():
+    md = body()
+    step(md)
+    oom = p.JobState(active=False, failed=True, failure_reason="OOMKilled",
+                     failure_message="pod digits-train-v1-a1-x exited with code 137 (OOMKilled)")
+    step(md, p.Observed(training_job=oom))
+    assert md["status"]["phase"] == "Failed" and md["status"]["pipeline"]["reason"] == "OOMKilled"
+    assert "spec.training.resources.limits.memory" in md["status"]["message"]
+    md["metadata"]["generation"] = 2
+    md["spec"]["serving"]["replicas"] = 3                                     # not a fix: stays failed
+    assert step(md).status["phase"] == "Failed" and md["status"]["latestVersion"] == "v1"
+    md["metadata"]["generation"] = 3
+    md["spec"]["training"]["resources"] = {"requests": {"memory": "4Gi"}, "limits": {"memory": "4Gi"}}
+    plan = step(md)
+    assert md["status"]["latestVersion"] == "v2" and "Job/digits-train-v2-a1" in kinds(plan)
 
 
 def test_a_placement_edit_restarts_a_running_stage_job_without_a_new_version():

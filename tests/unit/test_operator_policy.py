@@ -38,8 +38,15 @@ def test_bad_data_is_not_retried_but_a_crash_is():
     bad = StageReport(stage="train", succeeded=False, version="v1", reason="BadData", message="no column y")
     decision = policy.after_training(spec(), 1, bad)
     assert decision == policy.Fail(reason="BadData", message="attempt 1: no column y")
-    oom = policy.after_training(spec(), 1, None, failure_reason="OOMKilled", failure_message="pod exited 137")
-    assert isinstance(oom, policy.Retrain) and oom.reason == "OOMKilled"
+    crash = policy.after_training(spec(), 1, None, failure_reason="Error", failure_message="pod exited 1")
+    assert isinstance(crash, policy.Retrain) and crash.reason == "Error"
+
+
+@pytest.mark.parametrize("reason", ["OOMKilled", "GPUUnavailable"])
+def test_what_another_seed_cannot_fix_fails_at_once(reason):
+    """The same memory limit runs out of memory again; an image or node without GPUs stays without them."""
+    decision = policy.after_training(spec(), 1, None, failure_reason=reason, failure_message="pod exited")
+    assert isinstance(decision, policy.Fail) and decision.reason == reason
 
 
 def compressed(accuracy):

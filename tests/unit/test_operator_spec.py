@@ -98,7 +98,7 @@ def test_a_run_recorded_under_the_legacy_hash_is_not_a_new_version():
     from modelops_operator.pipeline import current_run
     spec = specmod.parse(example("digits-classifier")["spec"])
     status = {"pipeline": {"version": "v3", "stage": "done", "attempt": 1, "specHash": spec.legacy_version_hash}}
-    run, is_new = current_run(status, spec, "now", b.Owner("ml", "digits", "u"))
+    run, is_new = current_run(status, spec, "now", b.Owner("ml", "digits", "u"), b.Images())
     assert not is_new and run["version"] == "v3" and run["specHash"] == spec.version_hash
 
 
@@ -111,7 +111,7 @@ def test_fields_defaulted_since_the_legacy_hash_was_recorded_start_no_version():
     as_read_now = copy.deepcopy(as_stored_before)
     as_read_now.setdefault("training", {}).update(precision="float32", jitCompile=False)
     status = {"pipeline": {"version": "v3", "stage": "done", "attempt": 1, "specHash": recorded}}
-    run, is_new = current_run(status, specmod.parse(as_read_now), "now", b.Owner("ml", "digits", "u"))
+    run, is_new = current_run(status, specmod.parse(as_read_now), "now", b.Owner("ml", "digits", "u"), b.Images())
     assert not is_new and run["version"] == "v3"
     as_read_now["training"]["jitCompile"] = True
-    assert current_run(status, specmod.parse(as_read_now), "now", b.Owner("ml", "digits", "u"))[1]
+    assert current_run(status, specmod.parse(as_read_now), "now", b.Owner("ml", "digits", "u"), b.Images())[1]

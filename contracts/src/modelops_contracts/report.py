@@ -40,9 +40,10 @@ REASON_BY_EXIT_CODE = {
     EXIT_GPU_UNAVAILABLE: "GPUUnavailable",
 }
 EXIT_CODE_BY_REASON = {reason: code for code, reason in REASON_BY_EXIT_CODE.items()}
-# Failures that another attempt cannot fix: the same config, data and storage fail the same way. The operator
-# gives up on them at once (its policy, and the Jobs' podFailurePolicy on their exit codes).
-PERMANENT_REASONS = frozenset({"BadConfig", "BadData", "StorageError"})
+# Failures that another attempt cannot fix: the same config, data, storage and image fail the same way (an
+# image without CUDA sees no GPU on any node). The operator gives up on them at once (its policy, and the
+# Jobs' podFailurePolicy on their exit codes).
+PERMANENT_REASONS = frozenset({"BadConfig", "BadData", "StorageError", "GPUUnavailable"})
 PERMANENT_EXIT_CODES = tuple(sorted(EXIT_CODE_BY_REASON[r] for r in PERMANENT_REASONS))
 
 

@@ -328,15 +328,22 @@ def queued(spec: Spec, job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
-def pod_failure_policy(*containers: str) -> dict[str, Any]:
-    """Fail the Job at the first permanent exit code; never count a pod that was evicted or preempted.
+# 128 + SIGKILL: how a container the kernel's OOM killer ended exits (its reason then says OOMKilled).
+EXIT_KILLED = 137
 
-    Without it, a BadData or StorageError pod is re-run backoffLimit times to fail the same way.
+
+def pod_failure_policy(stage: str, *helpers: str) -> dict[str, Any]:
+    """Never count a pod that was evicted or preempted; fail the Job at the first permanent exit code, or
+    when the stage ran out of memory (the same limit runs out again).
+
+    Without it, a BadData, StorageError or OOMKilled pod is re-run backoffLimit times to fail the same way.
+    Rules apply in order: an evicted pod killed after its grace period also exits 137.
     """
     return {"rules": [
-        *({"action": "FailJob", "onExitCodes": {"containerName": container, "operator": "In",
-                                                "values": list(PERMANENT_EXIT_CODES)}} for container in containers),
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        *({"action": "FailJob", "onExitCodes": {"containerName": container, "operator": "In",
+                                                "values": list(PERMANENT_EXIT_CODES)}} for container in (stage, *helpers)),
+        {"action": "FailJob", "onExitCodes": {"containerName": stage, "operator": "In", "values": [EXIT_KILLED]}},
     ]}
 
 

@@ -19,7 +19,7 @@ from . import constants as c
 from . import canary, live, monitoring, policy
 from .conditions import get_condition, set_condition, status_text
 from .ownership import FOREIGN, InTheWay
-from .spec import Spec
+from .spec import Spec, digest
 from .stuck import Stuck
 
 # Pods are not watched: while a stage Job's pods are starting, look again this often for a reason they do not.
@@ -193,27 +193,28 @@ def version_number(version: str | None) -> int:
     return int(m.group(1)) if m else 0
 
 
-def current_run(status: Mapping[str, Any], spec: Spec, now: str, owner: b.Owner) -> tuple[dict[str, Any], bool]:
+def current_run(status: Mapping[str, Any], spec: Spec, now: str, owner: b.Owner,
+                images: b.Images) -> tuple[dict[str, Any], bool]:
     """The pipeline run for this spec: the one in status, or a new version when the spec changed.
 
     Returns (run, is_new).
     """
     run = copy.deepcopy(status.get("pipeline") or {})
     if (run.get("specHash") in (spec.version_hash, spec.legacy_version_hash) and run.get("version")
-            and not _identity_fixes(run, spec)):
+            and not _fixed(run, spec, images)):
         run["specHash"] = spec.version_hash   # a run recorded under the legacy hash carries on
         return run, False
-    return new_run(status, spec, now, owner), True
+    return new_run(status, spec, now, owner, images), True
 
 
-def new_run(status: Mapping[str, Any], spec: Spec, now: str, owner: b.Owner,
+def new_run(status: Mapping[str, Any], spec: Spec, now: str, owner: b.Owner, images: b.Images,
             trigger: str | None = None) -> dict[str, Any]:
     """The next version's run; `trigger` QualityDrop: trained on the original data plus the collected feedback."""
     known = [version_number(status.get("latestVersion")), version_number((status.get("pipeline") or {}).get("version"))]
     known += [version_number(h.get("version")) for h in status.get("history") or []]
     version = f"v{max(known) + 1}"
     run = {"version": version, "attempt": 1, "stage": "train", "specHash": spec.version_hash,
-           "identityHash": spec.identity_hash, "startedAt": now, "seed": b.attempt_seed(owner, version, 1),
+           **fix_hashes(spec, images), "startedAt": now, "seed": b.attempt_seed(owner, version, 1),
            "artifactPath": b.artifact_path(owner, version)}
     if trigger:
         run.update(trigger=trigger, feedback=True)
@@ -225,10 +226,18 @@ def stored_under_uid(owner: b.Owner, entry: Mapping[str, Any]) -> str | None:
     return owner.uid if entry.get("artifactPath") else None
 
 
-def _identity_fixes(run: Mapping[str, Any], spec: Spec) -> bool:
-    """A version that failed on unwritable storage is retried once spec.podSecurityContext changes."""
-    return (run.get("stage") == "failed" and run.get("reason") == "StorageError"
-            and run.get("identityHash", spec.identity_hash) != spec.identity_hash)
+# A failed version is retried when what its failure depends on changes, though no model field did: who
+# the pods run as, the spec's or the operator's default (unwritable storage), or the training resources.
+RETRIED_WHEN = {"StorageError": "identityHash", "OOMKilled": "resourcesHash"}
+
+
+def fix_hashes(spec: Spec, images: b.Images) -> dict[str, str]:
+    return {"identityHash": digest(b.pod_security(spec, images)), "resourcesHash": digest(spec.training_resources)}
+
+
+def _fixed(run: Mapping[str, Any], spec: Spec, images: b.Images) -> bool:
+    key = RETRIED_WHEN.get(run.get("reason")) if run.get("stage") == "failed" else None
+    return key is not None and key in run and run[key] != fix_hashes(spec, images)[key]
 
 
 # --- the plan: one pass's shared state, the stage machine, then serving ----------------------
@@ -266,7 +275,7 @@ class Pass:
         self.conditions: list[dict[str, Any]] = list(self.status.get("conditions") or [])
         self.before = list(self.conditions)   # as the last pass left them: Warnings are posted on change only
         self.history: list[dict[str, Any]] = list(self.status.get("history") or [])
-        self.run, self.is_new = current_run(self.status, spec, now, self.owner)
+        self.run, self.is_new = current_run(self.status, spec, now, self.owner, images)
         self.version: str = self.run["version"]
         self.phase, self.message = "Pending", ""
         self.served: str | None = self.status.get("modelVersion")
@@ -373,7 +382,7 @@ def _monitor(p: Pass) -> None:
 def _retrain(p: Pass, decision: monitoring.Decision, message: str) -> None:
     """The next version, on the original data plus the collected feedback (same spec, same hash)."""
     old = p.run
-    p.run = new_run(p.status, p.spec, p.now, p.owner, trigger="QualityDrop")
+    p.run = new_run(p.status, p.spec, p.now, p.owner, p.images, trigger="QualityDrop")
     p.version = p.run["version"]
     p.event("Warning", decision.reason, message)
     _start_version(p, old, f"on the collected feedback after {decision.reason} of {p.served}")
@@ -431,11 +440,12 @@ def _train(p: Pass) -> Transition:
                                      job.failure_reason, job.failure_message)
     trained = dict(job.report.metrics) if job.report and job.report.succeeded else {}
     if isinstance(decision, policy.Compress):
+        ran = job.report.training
         p.run["metrics"] = trained
-        p.condition("Trained", True, "TrainingSucceeded", f"{version}: attempt {attempt} trained")
+        p.condition("Trained", True, "TrainingSucceeded", f"{version}: attempt {attempt} trained{_ran_on(ran)}")
         p.condition("Evaluated", True, "ThresholdMet", f"{version}: {decision.message}")
         p.condition("Compressed", False, "Compressing", f"{version}: {spec.compression_method}")
-        p.record(version, outcome="Compressing", attempts=attempt, metrics=trained)
+        p.record(version, outcome="Compressing", attempts=attempt, metrics=trained, training=ran or None)
         p.event("Normal", "Evaluated", f"{version}: {decision.message}")
         return Next("compress")
     if isinstance(decision, policy.Retrain):
@@ -448,6 +458,15 @@ def _train(p: Pass) -> Transition:
     p.condition("Trained" if decision.reason != "RetrainsExhausted" else "Evaluated", False,
                 decision.reason, decision.message)
     return _fail(p, decision, trained)
+
+
+def _ran_on(ran: Mapping[str, Any]) -> str:
+    """' on GPU:0, GPU:1 (mixed_float16, XLA)': what the trainer reported it really used (empty if nothing)."""
+    if not ran.get("devices"):
+        return ""
+    how = [x for x in (ran.get("precision") if ran.get("precision") not in (None, "float32") else None,
+                       "XLA" if ran.get("jitCompile") else None) if x]
+    return f" on {', '.join(ran['devices'])}" + (f" ({', '.join(how)})" if how else "")
 
 
 def _compress(p: Pass) -> Transition:

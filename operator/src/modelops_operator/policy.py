@@ -12,8 +12,10 @@ from modelops_contracts.report import PERMANENT_REASONS, StageReport
 
 from .spec import Spec
 
-# A report that breaks the contract (a NaN metric) comes from a trainer the next attempt runs too.
-GIVE_UP_REASONS = PERMANENT_REASONS | {"InvalidReport"}
+# A report that breaks the contract (a NaN metric) comes from a trainer the next attempt runs too; the same
+# memory limit runs out again (its fix is the user's, and it retries the version: pipeline.RETRIED_WHEN).
+GIVE_UP_REASONS = PERMANENT_REASONS | {"InvalidReport", "OOMKilled"}
+HINTS = {"OOMKilled": "; raise spec.training.resources.limits.memory (or lower training.batchSize) to retry"}
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def after_training(spec: Spec, attempt: int, report: StageReport | None,
         reason = (report.reason if report else None) or failure_reason or "TrainingFailed"
         message = (report.message if report else None) or failure_message or "training failed"
         if reason in GIVE_UP_REASONS:
-            return Fail(reason=reason, message=f"attempt {attempt}: {message}")
+            return Fail(reason=reason, message=f"attempt {attempt}: {message}{HINTS.get(reason, '')}")
         return _retrain_or_fail(spec, attempt, reason, f"attempt {attempt} failed: {message}")
     value = report.metrics.get(spec.metric)
     if value is None:

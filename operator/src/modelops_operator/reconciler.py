@@ -141,7 +141,7 @@ class Reconciler:
             self._write_invalid(body, refused, now, imagepolicy.REASON)
             return
         self._set_finalizer(body, spec.delete_artifacts)
-        run, _ = pipeline.current_run(body.get("status") or {}, spec, now, owner)
+        run, _ = pipeline.current_run(body.get("status") or {}, spec, now, owner, self.images)
         children = Children(self.kube, owner)
         observed = self._observe(children, run)
         observed.live = self._read_live(body, spec, owner, now)

@@ -204,13 +204,7 @@ class Spec:
 
     @property
     def placement_hash(self) -> str:
-        return _digest({k: getattr(self, k) for k in PLACEMENT_FIELDS})
-
-    @property
-    def identity_hash(self) -> str:
-        """Who the pods run as: not part of a version, but what a StorageError's fix changes."""
-        identity = json.dumps(self.pod_security_context or {}, sort_keys=True)
-        return hashlib.sha256(identity.encode()).hexdigest()[:16]
+        return digest({k: getattr(self, k) for k in PLACEMENT_FIELDS})
 
     @property
     def task(self) -> str:
@@ -236,7 +230,8 @@ class Spec:
         return f">= {self.threshold_min}" if self.threshold_min is not None else f"<= {self.threshold_max}"
 
 
-def _digest(value: Any) -> str:
+def digest(value: Any) -> str:
+    """A short, stable hash of a JSON value (key order ignored)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -254,7 +249,7 @@ def version_hash(values: Mapping[str, Any]) -> str:
             value = None
         if value != FIELDS[k][1]:
             canonical[k] = value
-    return _digest(canonical)
+    return digest(canonical)
 
 
 def legacy_version_hash(spec: Mapping[str, Any]) -> str:
@@ -262,7 +257,7 @@ def legacy_version_hash(spec: Mapping[str, Any]) -> str:
     for (section, field), default in LEGACY_ADDED_DEFAULTS.items():
         if isinstance(sections[section], Mapping) and sections[section].get(field, default) == default:
             sections[section] = {k: v for k, v in sections[section].items() if k != field}
-    return _digest(sections)
+    return digest(sections)
 
 
 def parse(spec: Mapping[str, Any]) -> Spec:
