@@ -3,7 +3,7 @@ import pytest
 
 from modelops_operator import builders as b
 from modelops_operator import pipeline
-from modelops_operator.ownership import FOREIGN, OURS, STALE, in_the_way, verdict
+from modelops_operator.ownership import FOREIGN, OURS, STALE, adoptable, in_the_way, verdict
 from modelops_operator.spec import parse
 from operator_samples import body as sample_body, example
 
@@ -98,3 +98,45 @@ def test_two_foreign_objects_of_one_condition_warn_once_and_both_are_named():
     assert len(warned) == 1
     deployed = next(c for c in md["status"]["conditions"] if c["type"] == "Deployed")
     assert "Service digits" in deployed["message"] and "PodDisruptionBudget digits" in deployed["message"]
+
+
+def test_an_owner_less_cleanup_job_is_adopted_by_its_resources_uid_never_by_its_name():
+    wanted = b.build_cleanup_job(parse(example("digits-classifier")["spec"]), OWNER, b.Images())
+    assert not wanted["metadata"].get("ownerReferences")
+    def found(uid):
+        return {"kind": "Job", "metadata": {"name": wanted["metadata"]["name"],
+                                            "labels": {**wanted["metadata"]["labels"], "modelops.io/owner-uid": uid}}}
+    assert adoptable(found("uid-new"), wanted)
+    assert not adoptable(found("uid-old"), wanted)   # the same name labels: a predecessor's clean-up
+    assert adoptable(obj([MD_NEW]), wanted) and not adoptable(obj([MD_OLD]), wanted)
+
+
+def test_a_foreign_config_map_with_a_stage_jobs_config_name_holds_the_job_back():
+    """The Job would mount someone else's ConfigMap as its job config: it is not created beside it."""
+    md = sample_body()
+    spec = parse(md["spec"])
+    first = pipeline.plan(md, spec, pipeline.Observed(), b.Images(), "now")
+    config = next(o for o in first.apply if o["kind"] == "ConfigMap")
+    users = {"kind": "ConfigMap", "metadata": {"name": config["metadata"]["name"], "uid": "c"}}
+    ways = {("ConfigMap", users["metadata"]["name"]): in_the_way(config, users, "0123456789abcdef", "digits")}
+    plan = pipeline.plan(md, spec, pipeline.Observed(in_the_way=ways), b.Images(), "now")
+    assert plan.create_only == [] and all(o["kind"] != "ConfigMap" for o in plan.apply)
+    trained = next(c for c in plan.status["conditions"] if c["type"] == "Trained")
+    assert trained["reason"] == "NameConflict" and users["metadata"]["name"] in trained["message"]
+
+
+def test_a_foreign_autoscaler_with_the_serving_name_is_never_applied_to():
+    md = sample_body()
+    md["spec"]["serving"]["autoscaling"] = {"minReplicas": 1, "maxReplicas": 4, "targetCPUUtilizationPercentage": 70}
+    md["spec"]["serving"]["resources"] = {"requests": {"cpu": "250m"}}
+    md["status"] = {"modelVersion": "v1", "history": [{"version": "v1", "servable": "tflite"}]}
+    spec = parse(md["spec"])
+    hpa = b.build_hpa(spec, OWNER_OF_BODY)
+    users = {"kind": "HorizontalPodAutoscaler", "metadata": {"name": hpa["metadata"]["name"], "uid": "h"}}
+    ways = {("HorizontalPodAutoscaler", hpa["metadata"]["name"]): in_the_way(hpa, users, "0123456789abcdef", "digits")}
+    state = pipeline.DeploymentState(version="v1", desired=2, replicas=2, ready=2, updated=2, rolled_out=True)
+    plan = pipeline.plan(md, spec, pipeline.Observed(deployment=state, in_the_way=ways), b.Images(), "now")
+    assert all(o["kind"] != "HorizontalPodAutoscaler" for o in plan.apply)
+    assert ("HorizontalPodAutoscaler", hpa["metadata"]["name"]) not in plan.delete
+    deployed = next(c for c in plan.status["conditions"] if c["type"] == "Deployed")
+    assert deployed["reason"] == "NameConflict" and "HorizontalPodAutoscaler" in deployed["message"]

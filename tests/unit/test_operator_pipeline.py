@@ -271,6 +271,22 @@ def test_the_served_entry_never_falls_out_of_the_history():
     assert env["MODELOPS_SERVABLE"] == "tfliteFloat32"
 
 
+def test_a_pinned_entry_that_is_not_served_never_falls_out_of_the_history_either():
+    """v2 serves; v1, pinned for a rollback, is older than 20 failed versions: pinning it needs its servable."""
+    history = [{"version": f"v{n}", "outcome": "Failed"} for n in range(22, 2, -1)]
+    history += [{"version": "v2", "outcome": "Deployed", "servable": "tflite"},
+                {"version": "v1", "outcome": "Superseded", "servable": "tfliteFloat32"}]
+    md = body(status={"modelVersion": "v2", "history": history,
+                      "pipeline": {"version": "v22", "stage": "failed", "specHash": "old", "attempt": 1}})
+    md["spec"]["serving"]["modelVersion"] = "v1"
+    plan = step(md, p.Observed(deployment=rolled_out("v2")))
+    assert len(md["status"]["history"]) == 20
+    assert [h["version"] for h in md["status"]["history"][-2:]] == ["v2", "v1"]
+    deploy = next(o for o in plan.apply if o["kind"] == "Deployment")
+    env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELOPS_SERVABLE"] == "tfliteFloat32"
+
+
 def pinned_v1_while_v2_passes():
     md = body()
     step(md, p.Observed(training_job=finished("train", accuracy=0.95)))

@@ -14,6 +14,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from . import constants as c
+from .ownership import adoptable
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +106,7 @@ class Kube:
         existing = self.read(obj["kind"], meta["namespace"], meta["name"])
         if existing is None:  # deleted between our POST and GET; the next reconcile creates it
             return {}
-        owners = {o.get("uid") for o in existing["metadata"].get("ownerReferences") or []}
-        wanted = {o["uid"] for o in meta.get("ownerReferences") or []}
-        # Objects made without an owner (the clean-up Job) are ours when they carry our labels.
-        ours = (existing["metadata"].get("labels") or {}).get(c.LABEL_MODEL) == (meta.get("labels") or {}).get(c.LABEL_MODEL)
-        if not (owners & wanted or (not wanted and ours)):
+        if not adoptable(existing, obj):
             raise ConflictError(f"{obj['kind']} {meta['name']} exists and is not owned by this ModelDeployment")
         return existing
 

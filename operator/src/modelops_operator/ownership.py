@@ -49,6 +49,13 @@ def verdict(obj: Mapping[str, Any], owner_uid: str, owner_name: str, spec_hash: 
     return FOREIGN
 
 
+def adoptable(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """An immutable object found under the name of one we create is ours to adopt only when it was made
+    for the same resource: by uid (owner reference, or the label of the owner-less clean-up Job), never by name."""
+    uid = ((wanted.get("metadata") or {}).get("labels") or {}).get(c.LABEL_OWNER_UID)
+    return bool(uid) and verdict(existing, uid, owner_name="") == OURS
+
+
 def holder(obj: Mapping[str, Any]) -> str:
     refs = (obj.get("metadata") or {}).get("ownerReferences") or []
     if not refs:
