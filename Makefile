@@ -32,7 +32,8 @@ include mk/*.mk
 
 # Two sessions: the real node (tests/e2e) starts only after the rest has finished, so the two never
 # compete for the machine's two cores. Each session fails on "no tests collected" (pytest exit 5).
-test: venv controlplane node images-local ## run the whole suite (unit, component, integration, then e2e on the real node)
+# check-gpu-requirements stands in for building the GPU image, which CI never does (it needs PyPI).
+test: venv check-gpu-requirements controlplane node images-local ## run the whole suite (unit, component, integration, then e2e on the real node)
 	$(PY) -m pytest --ignore=tests/e2e $(PYTEST_ARGS)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 

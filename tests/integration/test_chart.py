@@ -51,7 +51,8 @@ def test_chart_passes_helm_lint_strict():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("values", [[], ["--set", "replicaCount=2"]], ids=["all-namespaces", "two-replicas"])
+@pytest.mark.parametrize("values", [[], ["--set", "replicaCount=2"], ["--set", "platformAssignedIds=true"]],
+                         ids=["all-namespaces", "two-replicas", "openshift"])
 def test_rendered_chart_is_accepted_by_the_api_server(namespace, chart_crds, values):
     restrict(namespace)
     rendered = helm("template", namespace, str(CHART), "--namespace", namespace,

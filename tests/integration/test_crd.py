@@ -1,6 +1,7 @@
 """The ModelDeployment CRD as users meet it through the real API server."""
 import copy
 import json
+import re
 
 import pytest
 import yaml
@@ -139,6 +140,21 @@ INVALID = [
     ("empty secret name", set_path("training.envFrom", [{"secretRef": {"name": ""}}]),
      "spec.training.envFrom[0].secretRef.name"),
     ("empty pull secret", set_path("imagePullSecrets", [{"name": ""}]), "spec.imagePullSecrets[0].name"),
+    ("empty featureSpec name", set_path("data.featureSpec", {"": {"dtype": "float32"}}), "spec.data.featureSpec"),
+    ("envFrom with no source", set_path("training.envFrom", [{"prefix": "AWS_"}]), "spec.training.envFrom[0]"),
+    ("envFrom with two sources", set_path("serving.envFrom", [{"secretRef": {"name": "s"}, "configMapRef": {"name": "c"}}]),
+     "spec.serving.envFrom[0]"),
+    ("valueFrom with no source", set_path("training.env", [{"name": "TOKEN", "valueFrom": {}}]),
+     "spec.training.env[0].valueFrom"),
+    ("empty secret in valueFrom", set_path("training.env", [
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "", "key": "token"}}}]),
+     "spec.training.env[0].valueFrom.secretKeyRef.name"),
+    ("empty config map key in valueFrom", set_path("serving.env", [
+        {"name": "REGION", "valueFrom": {"configMapKeyRef": {"name": "aws", "key": ""}}}]),
+     "spec.serving.env[0].valueFrom.configMapKeyRef.key"),
+    ("empty field path in valueFrom", set_path("serving.env", [{"name": "NODE", "valueFrom": {"fieldRef": {}}}]),
+     "spec.serving.env[0].valueFrom.fieldRef.fieldPath"),
+    ("mixed precision on CPUs", set_path("training.precision", "mixed_float16"), "spec.training.precision"),
     ("env shadowing the operator's", set_path("serving.env", [{"name": "MODELOPS_MODEL_DIR", "value": "/x"}]),
      "spec.serving.env"),
     ("unknown rollout strategy", set_path("serving.rollout", {"strategy": "BlueGreen"}), "spec.serving.rollout.strategy"),
@@ -170,10 +186,12 @@ def test_the_operators_own_reader_refuses_the_same_corpus():
                    "both threshold bounds", "no threshold bound", "max bound for accuracy",
                    "pruning without conversion", "min above max replicas", "autoscaling without max", "no storage",
                    "empty node label name", "empty annotation name", "env shadowing the operator's",
-                   "autoscaling without a cpu request", "canary timeout before its minimum time"}
+                   "autoscaling without a cpu request", "canary timeout before its minimum time",
+                   "empty featureSpec name", "envFrom with no source", "envFrom with two sources",
+                   "valueFrom with no source", "mixed precision on CPUs"}
     for what, change, field in INVALID:
         if what in cross_field:
-            with pytest.raises(SpecError, match=field.replace(".", r"\.")):
+            with pytest.raises(SpecError, match=re.escape(field)):
                 parse(mutate(change)["spec"])
 
 

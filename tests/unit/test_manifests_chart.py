@@ -222,7 +222,12 @@ def test_more_than_one_replica_requires_peering():
         render("replicaCount=2", "peering.enabled=false")
 
 
-@pytest.mark.parametrize("values", [(), ("watchNamespaces={ml}", "replicaCount=2")], ids=["defaults", "namespaced-ha"])
+# What docs/install.md tells OpenShift users to set.
+OPENSHIFT = ("platformAssignedIds=true",)
+
+
+@pytest.mark.parametrize("values", [(), ("watchNamespaces={ml}", "replicaCount=2"), OPENSHIFT],
+                         ids=["defaults", "namespaced-ha", "openshift"])
 def test_every_rendered_pod_meets_the_restricted_profile(values):
     workloads = [o for o in render(*values) if o["kind"] in WORKLOAD_KINDS]
     assert {w["kind"] for w in workloads} == {"Deployment", "Pod"}  # the operator and the `helm test` pod
@@ -253,6 +258,19 @@ def test_operator_pod_probes_health_endpoints_and_gets_its_settings():
     assert env["MODELOPS_TRAINING_IMAGE"] == load_values()["defaults"]["trainingImage"]
     assert env["MODELOPS_SERVING_IMAGE"] == load_values()["defaults"]["servingImage"]
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+def test_platform_assigned_ids_leave_every_uid_and_gid_to_the_platform():
+    """OpenShift's restricted-v2 SCC refuses fixed ids outside the namespace's range; `{}` in the defaults map
+    would not do it, as Helm merges a map into the chart's defaults instead of replacing them."""
+    objects = render(*OPENSHIFT)
+    for workload in by_kind(objects, "Deployment") + by_kind(objects, "Pod"):
+        pod_sc = pod_spec(workload)["securityContext"]
+        assert not {"runAsUser", "runAsGroup", "fsGroup"} & set(pod_sc), workload["metadata"]["name"]
+        assert pod_sc["runAsNonRoot"] is True
+    (container,) = pod_spec(by_kind(objects, "Deployment")[0])["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert json.loads(env["MODELOPS_POD_SECURITY_CONTEXT"]) == {}
 
 
 def test_helm_test_pod_checks_healthz_through_the_operator_service():

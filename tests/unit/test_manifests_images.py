@@ -80,6 +80,15 @@ def test_images_kind_load_and_deploy_use_the_images_env_references():
         assert expected in deploy
 
 
+def test_make_test_resolves_the_gpu_requirements_as_the_gpu_image_installs_them():
+    """CI never builds the multi-GB GPU image, so `make test` resolves its requirements on PyPI instead, with
+    the same constraints (the lock) as Dockerfile.gpu: without them pip may pick versions the image never gets."""
+    dockerfile = (REPO_ROOT / "training-job" / "Dockerfile.gpu").read_text()
+    installed = re.search(r"pip install (.*-r training-job/requirements-gpu\.txt)", dockerfile)[1]
+    (resolve,) = [line for line in make_dry_run("test") if "requirements-gpu.txt" in line]
+    assert "--dry-run" in resolve.split() and resolve.endswith(installed)
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
 def test_dockerfile_lints_clean(dockerfile):
     result = subprocess.run([str(VENV_BIN / "hadolint"), "--no-color", str(dockerfile)],

@@ -27,6 +27,15 @@ def test_read_write_once_names_who_shares_it():
     assert verdict.reason == "ClaimNotShared" and "new version's training" in verdict.message
 
 
+def test_read_write_once_pod_is_not_shared_even_on_one_node():
+    """ReadWriteOncePod admits a single pod: a second one stays Pending on the same node too, not only on another."""
+    spec = parse(example("linear-regression")["spec"])
+    once = claims.judge(spec, "ml", {"models": claim("ReadWriteOnce")}).message
+    once_pod = claims.judge(spec, "ml", {"models": claim("ReadWriteOncePod")}).message
+    assert "pods on another node wait on Multi-Attach" in once
+    assert "another node" not in once_pod and "even on the same node" in once_pod
+
+
 def test_the_bound_volume_decides_not_the_request():
     spec = parse(example("digits-classifier")["spec"])
     asked_rwx_got_rwo = {"spec": {"accessModes": ["ReadWriteMany"]}, "status": {"accessModes": ["ReadWriteOnce"]}}

@@ -4,7 +4,7 @@ from modelops_operator import builders as b
 from modelops_operator import pipeline as p
 from modelops_operator.conditions import get_condition
 from modelops_operator.spec import parse
-from operator_samples import body, example
+from operator_samples import ROOT, body, example
 
 OWNER = b.Owner(namespace="ml", name="digits", uid="uid-1")
 NOW = "2026-11-29T12:00:00Z"
@@ -42,6 +42,13 @@ def test_a_suspended_job_says_it_waits_for_admission():
     plan = p.plan(md, parse(md["spec"]), p.Observed(training_job=state), b.Images(), NOW)
     assert plan.status["phase"] == "Training"
     assert plan.status["message"].endswith("; suspended until admitted by queue gpu-team")
+
+
+def test_the_install_guide_gives_the_default_deadlines():
+    """Whoever sizes a long training run on a real cluster reads the defaults there, not in builders.py."""
+    guide = " ".join((ROOT / "docs" / "install.md").read_text().split())
+    assert f"default {b.DEFAULT_TRAINING_DEADLINE_S // 3600} h" in guide
+    assert f"compression Jobs {b.DEFAULT_COMPRESSION_DEADLINE_S // 3600} h" in guide
 
 
 def test_a_deadline_is_the_reason_not_the_killed_pods_last_words():

@@ -2,8 +2,9 @@
 
 Training (read-write), every training worker, compression, clean-up and every serving replica mount
 the same claim, and a new version trains while the current one serves. A ReadWriteOnce claim attaches
-to one node at a time, so pods on a second node wait on Multi-Attach with no word from us: say so
-early, as a condition and an Event. Nothing is blocked: on a one-node cluster (kind) it works.
+to one node at a time, so pods on a second node wait on Multi-Attach with no word from us (a
+ReadWriteOncePod claim admits one pod, wherever it runs): say so early, as a condition and an Event.
+Nothing is blocked: on a one-node cluster (kind) a ReadWriteOnce claim works.
 """
 from __future__ import annotations
 
@@ -41,6 +42,13 @@ def sharers(spec: Spec) -> list[str]:
     return out
 
 
+def who_waits(modes: list[str]) -> str:
+    """What happens to the pods that share a claim of one of the single-writer modes."""
+    if "ReadWriteOncePod" in modes:
+        return "ReadWriteOncePod admits one pod, so the others stay Pending, even on the same node"
+    return "pods on another node wait on Multi-Attach"
+
+
 def judge(spec: Spec, namespace: str, claims: Mapping[str, Mapping[str, Any] | None]) -> Verdict:
     """`claims`: the storage claim (and a pvc:// data claim) by name, None where it does not exist."""
     name = spec.storage_claim
@@ -56,7 +64,7 @@ def judge(spec: Spec, namespace: str, claims: Mapping[str, Mapping[str, Any] | N
                                                    f": training cannot write model versions to it")
         return Verdict(False, "ClaimNotShared",
                        f"storage.uri: claim {name} is {'/'.join(modes)}, but {', '.join(sharers(spec))} mount it "
-                       f"at once; pods on another node wait on Multi-Attach. Use a ReadWriteMany claim "
+                       f"at once; {who_waits(modes)}. Use a ReadWriteMany claim "
                        f"(see docs/install.md, Running on real clusters)")
     for data_name, data_claim in claims.items():
         if data_name == name:

@@ -93,6 +93,8 @@ FIELDS: dict[str, tuple[str, Any]] = {
 }
 # Environment variables the operator sets on its pods; a user's env must not shadow them.
 RESERVED_ENV = ("HOME", "TF_CONFIG", "JOB_COMPLETION_INDEX")
+# Where an env entry's valueFrom may point (a container spec takes exactly one).
+ENV_VALUE_SOURCES = ("secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef")
 REQUIRED = ("template", "data_uri", "metric", "storage_uri")
 # What makes a new model version: what is trained on what, how, and how it is judged and
 # compressed, read with defaults applied. Placement (resources, nodeSelector, tolerations,
@@ -319,10 +321,13 @@ def _check_cross_field_rules(s: Spec, raw: Mapping[str, Any]) -> None:
     for section, env in (("training", s.training_env), ("serving", s.serving_env)):
         if any(str(e.get("name", "")).startswith("MODELOPS_") or e.get("name") in RESERVED_ENV for e in env or []):
             fail(f"{section}.env", "env: MODELOPS_*, HOME, TF_CONFIG and JOB_COMPLETION_INDEX are set by the operator")
+    _check_env_sources(s)
     if "" in (s.node_selector or {}):
         fail("training.nodeSelector", "training.nodeSelector: a node label name must not be empty")
     if "" in (s.pod_annotations or {}):
         fail("training.podAnnotations", "training.podAnnotations: an annotation name must not be empty")
+    if "" in (s.feature_spec or {}):
+        fail("data.featureSpec", "data.featureSpec: a feature name must not be empty")
     if s.precision == "mixed_float16" and not s.gpus_per_worker:
         fail("training.precision", "training.precision mixed_float16 needs GPUs (strategy.gpusPerWorker above 0): "
                                    "on CPUs float16 math is emulated and slower than float32")
@@ -350,3 +355,18 @@ def _check_monitoring_rules(s: Spec, raw: Mapping[str, Any]) -> None:
         fail("monitoring.threshold.min must be used with a higher-is-better metric (r2, accuracy, auc)")
     if s.monitoring_threshold_max is not None and s.metric in HIGHER_IS_BETTER:
         fail("monitoring.threshold.max must be used with a lower-is-better metric (mse, mae, logloss)")
+
+
+def _check_env_sources(s: Spec) -> None:
+    """Each env valueFrom and envFrom entry names exactly one source: Kubernetes would refuse the pod."""
+    for section, env, env_from in (("training", s.training_env, s.training_env_from),
+                                   ("serving", s.serving_env, s.serving_env_from)):
+        for i, entry in enumerate(env or []):
+            value_from = entry.get("valueFrom")
+            if value_from is not None and sum(k in value_from for k in ENV_VALUE_SOURCES) != 1:
+                raise SpecError(f"spec.{section}.env[{i}].valueFrom: env: valueFrom takes exactly one of "
+                                "secretKeyRef, configMapKeyRef, fieldRef and resourceFieldRef")
+        for i, source in enumerate(env_from or []):
+            if ("secretRef" in source) == ("configMapRef" in source):
+                raise SpecError(f"spec.{section}.envFrom[{i}]: envFrom: each entry takes exactly one of "
+                                "secretRef and configMapRef")

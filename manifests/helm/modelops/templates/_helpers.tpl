@@ -83,3 +83,15 @@ peering is off.
 {{- end }}
 {{- toYaml $rules }}
 {{- end }}
+
+{{/*
+A security context (dict "root" $ "context" C) as JSON, without the IDs when platformAssignedIds leaves them to
+the platform (OpenShift assigns each namespace's own); fsGroupChangePolicy goes with fsGroup.
+*/}}
+{{- define "modelops.withoutIds" -}}
+{{- if .root.Values.platformAssignedIds }}
+{{- omit .context "runAsUser" "runAsGroup" "fsGroup" "fsGroupChangePolicy" | toJson }}
+{{- else }}
+{{- .context | toJson }}
+{{- end }}
+{{- end }}
