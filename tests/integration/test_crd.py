@@ -154,6 +154,9 @@ INVALID = [
      "spec.serving.env[0].valueFrom.configMapKeyRef.key"),
     ("empty field path in valueFrom", set_path("serving.env", [{"name": "NODE", "valueFrom": {"fieldRef": {}}}]),
      "spec.serving.env[0].valueFrom.fieldRef.fieldPath"),
+    ("value and valueFrom", set_path("training.env", [
+        {"name": "TOKEN", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "token"}}}]),
+     "spec.training.env[0]"),
     ("mixed precision on CPUs", set_path("training.precision", "mixed_float16"), "spec.training.precision"),
     ("env shadowing the operator's", set_path("serving.env", [{"name": "MODELOPS_MODEL_DIR", "value": "/x"}]),
      "spec.serving.env"),
@@ -188,7 +191,7 @@ def test_the_operators_own_reader_refuses_the_same_corpus():
                    "empty node label name", "empty annotation name", "env shadowing the operator's",
                    "autoscaling without a cpu request", "canary timeout before its minimum time",
                    "empty featureSpec name", "envFrom with no source", "envFrom with two sources",
-                   "valueFrom with no source", "mixed precision on CPUs"}
+                   "valueFrom with no source", "mixed precision on CPUs", "value and valueFrom"}
     for what, change, field in INVALID:
         if what in cross_field:
             with pytest.raises(SpecError, match=re.escape(field)):

@@ -238,7 +238,7 @@ def build_config_map(owner: Owner, job_name: str, config: jobconfig.JobConfig, c
 
 def with_identity(pod_spec: dict[str, Any], spec: Spec, *, service_account: str | None, env: list | None,
                   env_from: list | None) -> dict[str, Any]:
-    """Who a pod is (its ServiceAccount, for cloud identities such as IRSA or Workload Identity), the
+    """Who a pod is (its ServiceAccount, for cloud identities such as EKS IRSA or Pod Identity), the
     user's extra environment (after ours: the CRD refuses names that would shadow it) and pull secrets."""
     container = pod_spec["containers"][0]
     if env:

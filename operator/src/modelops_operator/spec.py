@@ -358,11 +358,14 @@ def _check_monitoring_rules(s: Spec, raw: Mapping[str, Any]) -> None:
 
 
 def _check_env_sources(s: Spec) -> None:
-    """Each env valueFrom and envFrom entry names exactly one source: Kubernetes would refuse the pod."""
+    """Each env entry has one value, and each valueFrom and envFrom entry names exactly one source: Kubernetes
+    would refuse the pod."""
     for section, env, env_from in (("training", s.training_env, s.training_env_from),
                                    ("serving", s.serving_env, s.serving_env_from)):
         for i, entry in enumerate(env or []):
             value_from = entry.get("valueFrom")
+            if value_from is not None and "value" in entry:
+                raise SpecError(f"spec.{section}.env[{i}]: env: give value or valueFrom, not both")
             if value_from is not None and sum(k in value_from for k in ENV_VALUE_SOURCES) != 1:
                 raise SpecError(f"spec.{section}.env[{i}].valueFrom: env: valueFrom takes exactly one of "
                                 "secretKeyRef, configMapKeyRef, fieldRef and resourceFieldRef")
