@@ -436,18 +436,23 @@ def test_a_surge_never_shows_more_ready_replicas_than_desired_and_is_not_a_finis
     assert deployment("v2", replicas=2, updated=2, ready=2, available=2).rolled_out
 
 
-def test_a_storage_error_is_retried_as_a_new_version_once_the_pods_identity_changes():
-    """Fixing who the pods run as is how a StorageError is fixed; nothing else about the model changed."""
+def failed_v1(reason, message):
+    """v1 failed with `reason`, and an edit that fixes nothing (serving replicas) left it failed."""
     md = body()
     step(md)
-    failed = p.JobState(active=False, failed=True, failure_reason="StorageError",
-                        failure_message="storageRoot: cannot write /mnt/pvc/models/ml as uid 65532 gid 65532")
-    step(md, p.Observed(training_job=failed))
-    assert md["status"]["phase"] == "Failed" and md["status"]["pipeline"]["reason"] == "StorageError"
+    step(md, p.Observed(training_job=p.JobState(active=False, failed=True, failure_reason=reason,
+                                                failure_message=message)))
+    assert md["status"]["phase"] == "Failed" and md["status"]["pipeline"]["reason"] == reason
     md["metadata"]["generation"] = 2
-    md["spec"]["serving"]["replicas"] = 3                                     # not a fix: stays failed
+    md["spec"]["serving"]["replicas"] = 3
     assert step(md).status["phase"] == "Failed" and md["status"]["latestVersion"] == "v1"
     md["metadata"]["generation"] = 3
+    return md
+
+
+def test_a_storage_error_is_retried_as_a_new_version_once_the_pods_identity_changes():
+    """Fixing who the pods run as is how a StorageError is fixed; nothing else about the model changed."""
+    md = failed_v1("StorageError", "storageRoot: cannot write /mnt/pvc/models/ml as uid 65532 gid 65532")
     md["spec"]["podSecurityContext"] = {"runAsUser": 1000, "runAsGroup": 1000}
     plan = step(md)
     assert md["status"]["latestVersion"] == "v2" and md["status"]["phase"] == "Training"
@@ -456,29 +461,15 @@ def test_a_storage_error_is_retried_as_a_new_version_once_the_pods_identity_chan
 
 def test_a_storage_error_is_retried_once_the_operators_default_identity_changes():
     """An admin who fixes the chart's default pod security context (OpenShift, NFS) need not edit every resource."""
-    md = body()
-    step(md)
-    failed = p.JobState(active=False, failed=True, failure_reason="StorageError", failure_message="cannot write")
-    step(md, p.Observed(training_job=failed))
-    assert md["status"]["phase"] == "Failed"
-    platform_ids = b.Images(pod_security={})
-    plan = p.plan(md, parse(md["spec"]), p.Observed(), platform_ids, NOW)
+    md = failed_v1("StorageError", "cannot write")
+    plan = p.plan(md, parse(md["spec"]), p.Observed(), b.Images(pod_security={}), NOW)
     md["status"] = plan.status
     assert md["status"]["latestVersion"] == "v2" and "Job/digits-train-v2-a1" in kinds(plan)
 
 
 def test_an_out_of_memory_training_fails_at_once_and_is_retried_when_its_memory_changes():
-    md = body()
-    step(md)
-    oom = p.JobState(active=False, failed=True, failure_reason="OOMKilled",
-                     failure_message="pod digits-train-v1-a1-x exited with code 137 (OOMKilled)")
-    step(md, p.Observed(training_job=oom))
-    assert md["status"]["phase"] == "Failed" and md["status"]["pipeline"]["reason"] == "OOMKilled"
+    md = failed_v1("OOMKilled", "pod digits-train-v1-a1-x exited with code 137 (OOMKilled)")
     assert "spec.training.resources.limits.memory" in md["status"]["message"]
-    md["metadata"]["generation"] = 2
-    md["spec"]["serving"]["replicas"] = 3                                     # not a fix: stays failed
-    assert step(md).status["phase"] == "Failed" and md["status"]["latestVersion"] == "v1"
-    md["metadata"]["generation"] = 3
     md["spec"]["training"]["resources"] = {"requests": {"memory": "4Gi"}, "limits": {"memory": "4Gi"}}
     plan = step(md)
     assert md["status"]["latestVersion"] == "v2" and "Job/digits-train-v2-a1" in kinds(plan)
