@@ -42,13 +42,15 @@ def hammer(port: int, body: bytes, outcomes: list, stop: threading.Event) -> Non
         outcomes.append(one_request(port, body))
 
 
-@pytest.mark.parametrize("run", range(RUNS))
-def test_sigterm_with_clients_still_connecting_loses_no_sent_request(digits_dir, tmp_path, run):
+# Worker processes share the port (SO_REUSEPORT): each listener drains its own accept queue.
+@pytest.mark.parametrize("workers, run", [*((1, r) for r in range(RUNS)), *((2, r) for r in range(2))])
+def test_sigterm_with_clients_still_connecting_loses_no_sent_request(digits_dir, tmp_path, workers, run):
     x, _ = digits()
     body = json.dumps({"instances": x[:1].tolist()}).encode()
     outcomes: list[str] = []
     stop = threading.Event()
-    with running_server(digits_dir, "digits", tmp_path, drain_seconds=0, max_latency_ms=2) as server:
+    with running_server(digits_dir, "digits", tmp_path, drain_seconds=0, max_latency_ms=2,
+                        workers=workers) as server:
         server.wait_ready()
         port = int(server.url.rpartition(":")[2])
         threads = [threading.Thread(target=hammer, args=(port, body, outcomes, stop)) for _ in range(CLIENTS)]
