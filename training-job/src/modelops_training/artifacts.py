@@ -21,6 +21,7 @@ from modelops_contracts import manifest as mf
 from .errors import StorageError
 
 STAGING_MARK = ".staging-"
+REPLACED_MARK = ".replaced-"
 
 
 def staging_prefix(version_dir: Path) -> str:
@@ -61,7 +62,7 @@ def remove_leftovers(version_dir: Path, attempt: int = 1) -> None:
     never resumes another's: it trains with its own seed, and an older version never trains again).
     Published versions stay."""
     mine = backup_dir(version_dir, attempt).name
-    leftovers = [*version_dir.parent.glob(f".*{STAGING_MARK}*"), *version_dir.parent.glob(".*.replaced-*"),
+    leftovers = [*version_dir.parent.glob(f".*{STAGING_MARK}*"), *version_dir.parent.glob(f".*{REPLACED_MARK}*"),
                  *(p for p in version_dir.parent.glob(".*.attempt-*.backup") if p.name != mine)]
     for stale in leftovers:
         shutil.rmtree(stale, ignore_errors=True)
@@ -90,7 +91,7 @@ def publish(staging: Path, version_dir: Path) -> None:
     make_readable(staging)
     old = None
     if version_dir.exists():
-        old = version_dir.parent / f".{version_dir.name}.replaced-{uuid.uuid4().hex[:8]}"
+        old = version_dir.parent / f".{version_dir.name}{REPLACED_MARK}{uuid.uuid4().hex[:8]}"
         os.rename(version_dir, old)
     os.rename(staging, version_dir)
     if old is not None:
